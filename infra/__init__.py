@@ -1,0 +1,1 @@
+"""CDK infrastructure: stage config, constructs and stacks, one package per logical unit."""

@@ -1,0 +1,321 @@
+"""Typed stage configuration.
+
+Values come from the CDK context: the `project_name` and `stages` keys of cdk.json, overridable on the command line
+with `-c project_name=...`, `-c <stage>.<dotted.key>=<value>` (e.g. `-c prod.account=123456789012`) and
+`-c stage=dev,prod` to synthesize only some stages. Every problem is reported as one line naming the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+STAGE_NAMES: tuple[str, ...] = ("dev", "staging", "prod")
+StageName = Literal["dev", "staging", "prod"]
+
+PROJECT_NAME_CONTEXT_KEY = "project_name"
+STAGES_CONTEXT_KEY = "stages"
+STAGE_SELECTION_CONTEXT_KEY = "stage"
+
+_LARGE_SIZES = ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")
+GPU_TRAINING_INSTANCE_SIZES: dict[str, tuple[str, ...]] = {
+    "ml.p3": ("2xlarge", "8xlarge", "16xlarge"),
+    "ml.g4dn": ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"),
+    "ml.g5": _LARGE_SIZES,
+    "ml.g6": _LARGE_SIZES,
+    "ml.g6e": _LARGE_SIZES,
+}
+GPU_TRAINING_INSTANCE_TYPES: frozenset[str] = frozenset(
+    f"{family}.{size}" for family, sizes in GPU_TRAINING_INSTANCE_SIZES.items() for size in sizes
+)
+ALLOWED_GPU_TRAINING_INSTANCE_TYPES = "; ".join(
+    f"{family}.{{{','.join(sizes)}}}" for family, sizes in GPU_TRAINING_INSTANCE_SIZES.items()
+)
+
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|[0-9]*xlarge)$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+# Bucket names are "<project>-<stage>-<purpose>-<account>-<region>" and must stay within S3's 63 characters.
+_PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")
+
+
+class StageConfigError(ValueError):
+    """An invalid stage configuration; the message is one line per problem, each naming the key."""
+
+
+def _gpu_training_instance_type(value: str) -> str:
+    if value not in GPU_TRAINING_INSTANCE_TYPES:
+        raise ValueError(f"not a GPU training instance type; allowed: {ALLOWED_GPU_TRAINING_INSTANCE_TYPES}")
+    return value
+
+
+def _instance_type(value: str) -> str:
+    if not _INSTANCE_TYPE.match(value):
+        raise ValueError("not a SageMaker instance type; expected ml.<family>.<size>, e.g. ml.m5.xlarge")
+    return value
+
+
+def _account_id(value: str) -> str:
+    if not _ACCOUNT_ID.match(value):
+        raise ValueError("not an AWS account id; expected exactly 12 digits, e.g. 123456789012")
+    return value
+
+
+def _region(value: str) -> str:
+    if not _REGION.match(value):
+        raise ValueError("not an AWS region; expected e.g. us-east-1 or eu-west-1")
+    return value
+
+
+def _project_name(value: str) -> str:
+    if not _PROJECT_NAME.match(value):
+        raise ValueError(
+            "expected 3-16 characters of lowercase letters, digits and hyphens, starting with a letter "
+            "(it prefixes bucket names)"
+        )
+    return value
+
+
+def _tags(value: dict[str, str]) -> dict[str, str]:
+    for key, tag_value in value.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise ValueError(f"tag key {key!r}: expected 1-128 characters, not starting with 'aws:'")
+        if len(tag_value) > 256:
+            raise ValueError(f"tag {key!r}: value longer than 256 characters")
+    return value
+
+
+GpuTrainingInstanceType = Annotated[str, AfterValidator(_gpu_training_instance_type)]
+InstanceType = Annotated[str, AfterValidator(_instance_type)]
+AccountId = Annotated[str, AfterValidator(_account_id)]
+Region = Annotated[str, AfterValidator(_region)]
+ProjectName = Annotated[str, AfterValidator(_project_name)]
+Tags = Annotated[dict[str, str], AfterValidator(_tags)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CapacityBounds(_Section):
+    """Instance-count bounds of an auto-scaled variant."""
+
+    min_capacity: int = Field(ge=0)
+    max_capacity: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> CapacityBounds:
+        if self.min_capacity > self.max_capacity:
+            raise ValueError(
+                f"min_capacity ({self.min_capacity}) must be <= max_capacity ({self.max_capacity})"
+            )
+        return self
+
+
+class ProcessingSettings(_Section):
+    instance_type: InstanceType = "ml.m5.xlarge"
+
+
+class TrainingSettings(_Section):
+    instance_type: GpuTrainingInstanceType = "ml.g4dn.xlarge"
+    instance_count: int = Field(default=1, ge=1, le=16)
+    use_spot: bool = True
+    max_runtime_seconds: int = Field(default=3600, ge=60, le=28 * 24 * 3600)
+    max_wait_seconds: int = Field(default=7200, ge=60, le=28 * 24 * 3600)
+
+    @model_validator(mode="after")
+    def _wait_covers_runtime(self) -> TrainingSettings:
+        if self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError(
+                f"max_wait_seconds ({self.max_wait_seconds}) must be >= max_runtime_seconds "
+                f"({self.max_runtime_seconds}): spot training waits at least as long as it runs"
+            )
+        return self
+
+
+class RealtimeInference(CapacityBounds):
+    enabled: bool = True
+    instance_type: InstanceType = "ml.m5.large"
+    min_capacity: int = Field(default=1, ge=1)
+    max_capacity: int = Field(default=2, ge=1)
+
+
+class ServerlessInference(_Section):
+    enabled: bool = False
+    memory_size_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
+    max_concurrency: int = Field(default=5, ge=1, le=200)
+
+
+class AsyncInference(CapacityBounds):
+    enabled: bool = False
+    instance_type: InstanceType = "ml.m5.large"
+    min_capacity: int = Field(default=0, ge=0)
+    max_capacity: int = Field(default=2, ge=1)
+
+
+class BatchTransform(_Section):
+    enabled: bool = False
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1, le=100)
+
+
+class InferenceSettings(_Section):
+    realtime: RealtimeInference = RealtimeInference()
+    serverless: ServerlessInference = ServerlessInference()
+    asynchronous: AsyncInference = AsyncInference()
+    batch_transform: BatchTransform = BatchTransform()
+
+    @property
+    def enabled_modes(self) -> tuple[str, ...]:
+        return tuple(name for name in type(self).model_fields if getattr(self, name).enabled)
+
+
+class StorageSettings(_Section):
+    checkpoint_expiration_days: int = Field(default=14, ge=1)
+    noncurrent_version_expiration_days: int = Field(default=30, ge=1)
+    incomplete_upload_expiration_days: int = Field(default=7, ge=1)
+    access_log_expiration_days: int = Field(default=365, ge=1)
+
+
+class StageConfig(_Section):
+    name: StageName
+    project_name: ProjectName
+    account: AccountId | None = None
+    region: Region | None = None
+    removal_policy: Literal["destroy", "retain"] = "retain"
+    processing: ProcessingSettings = ProcessingSettings()
+    training: TrainingSettings = TrainingSettings()
+    inference: InferenceSettings = InferenceSettings()
+    storage: StorageSettings = StorageSettings()
+    tags: Tags = {}
+
+    @field_validator("removal_policy")
+    @classmethod
+    def _destroy_only_in_dev(cls, value: str, info: ValidationInfo) -> str:
+        if value == "destroy" and info.data.get("name") != "dev":
+            raise ValueError("'destroy' is allowed only in dev; allowed here: 'retain' (data must outlive the stack)")
+        return value
+
+    @property
+    def resource_prefix(self) -> str:
+        return f"{self.project_name}-{self.name}"
+
+    @property
+    def destroy_on_removal(self) -> bool:
+        return self.removal_policy == "destroy"
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        return {**self.tags, "project": self.project_name, "stage": self.name}
+
+
+def load_stage_configs(context: Mapping[str, Any]) -> list[StageConfig]:
+    """The selected stages' configs from a CDK context mapping, in STAGE_NAMES order."""
+    problems: list[str] = []
+    stages_context = context.get(STAGES_CONTEXT_KEY)
+    if not isinstance(stages_context, Mapping):
+        raise StageConfigError(
+            f"context key '{STAGES_CONTEXT_KEY}' is missing or not an object; it must map "
+            f"{', '.join(STAGE_NAMES)} to their settings (see cdk.json)"
+        )
+    problems += [
+        f"{STAGES_CONTEXT_KEY}.{name}: unknown stage; allowed: {', '.join(STAGE_NAMES)}"
+        for name in stages_context
+        if name not in STAGE_NAMES
+    ]
+    selected = _selected_stages(context.get(STAGE_SELECTION_CONTEXT_KEY), problems)
+
+    configs = []
+    for name in selected:
+        settings = _with_overrides(name, stages_context.get(name) or {}, context)
+        problems += [
+            f"{STAGES_CONTEXT_KEY}.{name}.{key}: not settable per stage; the stage name is its key under "
+            f"'{STAGES_CONTEXT_KEY}' and the project name is the top-level '{PROJECT_NAME_CONTEXT_KEY}'"
+            for key in _DERIVED_KEYS
+            if key in settings
+        ]
+        settings.update(name=name, project_name=context.get(PROJECT_NAME_CONTEXT_KEY))
+        try:
+            configs.append(StageConfig.model_validate(settings))
+        except ValidationError as error:
+            problems += [_describe(name, detail) for detail in error.errors()]
+    if problems:
+        raise StageConfigError("\n".join(dict.fromkeys(problems)))
+    return configs
+
+
+_DERIVED_KEYS = ("name", "project_name")
+
+
+def _selected_stages(selection: Any, problems: list[str]) -> list[str]:
+    if selection is None:
+        return list(STAGE_NAMES)
+    requested = [part.strip() for part in str(selection).split(",") if part.strip()]
+    unknown = [name for name in requested if name not in STAGE_NAMES]
+    if unknown or not requested:
+        problems.append(
+            f"context '{STAGE_SELECTION_CONTEXT_KEY}' = {selection!r}: unknown stage "
+            f"{', '.join(map(repr, unknown)) or '(none given)'}; allowed: {', '.join(STAGE_NAMES)}"
+        )
+        return []
+    return [name for name in STAGE_NAMES if name in requested]
+
+
+def _with_overrides(stage: str, settings: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply `-c <stage>.<dotted.key>=<value>` overrides onto a deep copy of the stage settings."""
+    merged = _deep_copy(settings)
+    for key in sorted(context):
+        if not key.startswith(f"{stage}."):
+            continue
+        *parents, leaf = key.split(".")[1:]
+        target = merged
+        for part in parents:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise StageConfigError(f"{STAGES_CONTEXT_KEY}.{key}: '{part}' is a value, not a section")
+        target[leaf] = context[key]
+    return merged
+
+
+def _deep_copy(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _deep_copy(item) for key, item in value.items()}
+    return value
+
+
+def _describe(stage: str, detail: Mapping[str, Any]) -> str:
+    path = tuple(str(part) for part in detail["loc"])
+    if path[:1] == (PROJECT_NAME_CONTEXT_KEY,):
+        location = PROJECT_NAME_CONTEXT_KEY
+    else:
+        location = ".".join((STAGES_CONTEXT_KEY, stage, *path))
+    if detail["type"] == "extra_forbidden":
+        return f"{location}: unknown key; allowed keys: {', '.join(_fields_at(path[:-1]))}"
+    if detail["type"] == "missing":
+        return f"{location}: required"
+    message = detail["msg"].removeprefix("Value error, ")
+    if isinstance(detail["input"], Mapping):
+        return f"{location}: {message}"
+    return f"{location} = {detail['input']!r}: {message}"
+
+
+def _fields_at(path: tuple[str, ...]) -> list[str]:
+    model: type[BaseModel] = StageConfig
+    for part in path:
+        annotation = model.model_fields[part].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [name for name in model.model_fields if name not in _DERIVED_KEYS]

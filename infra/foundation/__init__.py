@@ -1,0 +1,1 @@
+"""The foundation of a stage: encryption key, buckets and execution roles."""

@@ -1,0 +1,92 @@
+"""The stage's customer-managed KMS key."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from infra import naming
+from infra.config import StageConfig
+
+# The account root may administer the key (so it can never become unmanageable) but not use it: without a key-use
+# grant to the root, IAM policies cannot extend use of the key beyond the principals named in the key policy.
+KEY_ADMINISTRATION_ACTIONS = (
+    "kms:CancelKeyDeletion",
+    "kms:CreateAlias",
+    "kms:DeleteAlias",
+    "kms:DescribeKey",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:RevokeGrant",
+    "kms:RotateKeyOnDemand",
+    "kms:ScheduleKeyDeletion",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+)
+KEY_USE_ACTIONS = (
+    "kms:Decrypt",
+    "kms:DescribeKey",
+    "kms:Encrypt",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+)
+
+
+class StageKey(Construct):
+    """A rotating KMS key whose policy names every principal allowed to use it."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.key = kms.Key(
+            self,
+            "Key",
+            alias=naming.key_alias(config),
+            description=f"Encrypts the {config.resource_prefix} data, artifacts and job volumes",
+            enable_key_rotation=True,
+            rotation_period=Duration.days(365),
+            pending_window=Duration.days(7 if config.destroy_on_removal else 30),
+            removal_policy=RemovalPolicy.DESTROY if config.destroy_on_removal else RemovalPolicy.RETAIN,
+            policy=iam.PolicyDocument(
+                statements=[
+                    iam.PolicyStatement(
+                        sid="AccountAdministersKey",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=list(KEY_ADMINISTRATION_ACTIONS),
+                        resources=["*"],
+                    )
+                ]
+            ),
+        )
+
+    def allow_use_by(self, *roles: iam.IRole) -> None:
+        """Grant use of the key in the key policy itself, and SageMaker grants for the job volumes those roles create."""
+        principals = [iam.ArnPrincipal(role.role_arn) for role in roles]
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RolesUseKey", principals=principals, actions=list(KEY_USE_ACTIONS), resources=["*"]
+            )
+        )
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="RolesGrantKeyToAwsResources",
+                principals=principals,
+                actions=["kms:CreateGrant"],
+                resources=["*"],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )

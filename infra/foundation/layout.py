@@ -1,0 +1,19 @@
+"""Where things live in the stage buckets. The IAM scoping, lifecycle rules and the pipeline all use these."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DataPrefix(StrEnum):
+    RAW = "raw/"
+    PROCESSED = "processed/"
+
+
+class ArtifactPrefix(StrEnum):
+    PIPELINE_RUNS = "pipeline-runs/"
+    MODELS = "models/"
+    CHECKPOINTS = "checkpoints/"
+    ASYNC_INFERENCE = "async-inference/"
+    DATA_CAPTURE = "data-capture/"
+    BATCH_TRANSFORM = "batch-transform/"

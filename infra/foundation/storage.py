@@ -1,0 +1,93 @@
+"""The stage's buckets: data, artifacts, and the server-access-logs bucket both of them log to."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra import naming
+from infra.config import StageConfig
+from infra.foundation.layout import ArtifactPrefix
+from infra.naming import BucketPurpose
+from infra.security import acknowledge
+
+
+class Storage(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        settings = config.storage
+        self.access_logs = self._bucket(
+            "AccessLogs",
+            BucketPurpose.ACCESS_LOGS,
+            # S3 server access logging can only deliver to a bucket encrypted with S3-managed keys.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(settings.access_log_expiration_days))],
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the server-access-logs destination; logging it into itself would log its own log deliveries.",
+        )
+        self.data = self._bucket(
+            "Data",
+            BucketPurpose.DATA,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{BucketPurpose.DATA}/",
+        )
+        self.artifacts = self._bucket(
+            "Artifacts",
+            BucketPurpose.ARTIFACTS,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{BucketPurpose.ARTIFACTS}/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireCheckpoints",
+                    prefix=ArtifactPrefix.CHECKPOINTS,
+                    expiration=Duration.days(settings.checkpoint_expiration_days),
+                )
+            ],
+        )
+
+    def _bucket(
+        self,
+        construct_id: str,
+        purpose: BucketPurpose,
+        *,
+        lifecycle_rules: list[s3.LifecycleRule] = (),
+        **encryption_and_logging: object,
+    ) -> s3.Bucket:
+        settings = self._config.storage
+        destroy = self._config.destroy_on_removal
+        return s3.Bucket(
+            self,
+            construct_id,
+            bucket_name=Fn.sub(naming.bucket_name_template(self._config, purpose)),
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=True,
+            removal_policy=RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN,
+            auto_delete_objects=destroy,
+            lifecycle_rules=[
+                *lifecycle_rules,
+                s3.LifecycleRule(
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=Duration.days(settings.noncurrent_version_expiration_days),
+                ),
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads",
+                    abort_incomplete_multipart_upload_after=Duration.days(settings.incomplete_upload_expiration_days),
+                ),
+            ],
+            **encryption_and_logging,
+        )

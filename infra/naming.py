@@ -1,0 +1,30 @@
+"""Deterministic names, derived from the stage config only: the same config always yields the same names."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from infra.config import StageConfig
+
+
+class BucketPurpose(StrEnum):
+    DATA = "data"
+    ARTIFACTS = "artifacts"
+    ACCESS_LOGS = "logs"
+
+
+def bucket_name_template(config: StageConfig, purpose: BucketPurpose) -> str:
+    """An `Fn::Sub` template: bucket names are global, so account and region make them unique per environment."""
+    return f"{config.resource_prefix}-{purpose}-${{AWS::AccountId}}-${{AWS::Region}}"
+
+
+def stack_name(config: StageConfig, unit: str) -> str:
+    return f"{config.resource_prefix}-{unit}"
+
+
+def key_alias(config: StageConfig) -> str:
+    return f"alias/{config.resource_prefix}"
+
+
+def model_package_group_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-models"

@@ -1,0 +1,47 @@
+"""cdk-nag AwsSolutions checks on the whole app, and the acknowledgements that each carry their reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Acknowledgment, App, Stack, Validations
+from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
+
+MINIMUM_REASON_LENGTH = 30
+
+
+def enable_security_checks(app: App) -> None:
+    """Synth fails on any AwsSolutions finding that is not acknowledged where it occurs."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
+    """Acknowledge a finding on `construct` and everything under it; `rule` may name one finding, `Rule[Finding]`."""
+    if len(reason) < MINIMUM_REASON_LENGTH:
+        raise ValueError(f"acknowledgement of {rule} at {construct.node.path}: the reason must say why ({reason!r})")
+    Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def acknowledge_wildcard_resources(construct: IConstruct, resources: list[str], reason: str) -> None:
+    """Acknowledge AwsSolutions-IAM5 for exactly the wildcard ones of these resources (a reason is then required)."""
+    stack = Stack.of(construct)
+    for resource in resources:
+        rendered = _as_nag_renders(stack.resolve(resource))
+        if "*" in rendered:
+            acknowledge(construct, f"AwsSolutions-IAM5[Resource::{rendered}]", reason)
+
+
+def _as_nag_renders(value: Any) -> str:
+    """A resolved CloudFormation value as cdk-nag writes it in finding ids: `<Logical.Attr>`, `<AWS::Region>`."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        logical_id, attribute = value["Fn::GetAtt"]
+        return f"<{logical_id}.{attribute}>"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_as_nag_renders(part) for part in parts)
+    raise ValueError(f"cannot render {value!r} as a cdk-nag finding id")

@@ -1,0 +1,26 @@
+"""One deployment stage (dev, staging or prod): its stacks, their environment and tags."""
+
+from __future__ import annotations
+
+from aws_cdk import Environment, Stage
+from constructs import Construct
+
+from infra import naming
+from infra.config import StageConfig
+from infra.foundation.stack import FoundationStack
+from infra.tagging import tag_everything
+
+
+class MlopsStage(Stage):
+    def __init__(self, scope: Construct, config: StageConfig) -> None:
+        super().__init__(scope, config.name, env=Environment(account=config.account, region=config.region))
+        self.config = config
+        self.foundation = FoundationStack(
+            self,
+            "Foundation",
+            config=config,
+            stack_name=naming.stack_name(config, "foundation"),
+            termination_protection=config.name == "prod",
+            analytics_reporting=False,
+        )
+        tag_everything(self, config.all_tags)

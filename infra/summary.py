@@ -1,0 +1,66 @@
+"""`make run`'s report on a synthesized assembly: stacks, resource counts per type, cdk-nag and cfn-lint status."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from infra.cloud_assembly import security_findings, synthesized_stacks
+from infra.lint import lint_template
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+def summarize(
+    assembly_dir: Path = typer.Argument(Path("cdk.out"), exists=True, file_okay=False, help="A synthesized cdk.out"),
+) -> None:
+    """Summarize a synthesized cloud assembly; exit non-zero on any cdk-nag finding or cfn-lint error."""
+    console = Console(width=120)
+    stacks = list(synthesized_stacks(assembly_dir))
+    if not stacks:
+        console.print(f"[red]no stacks in {assembly_dir}[/red]")
+        raise typer.Exit(1)
+
+    resources = Table(title=f"Resources per stack in {assembly_dir}")
+    status = Table(title="Quality gates per stack")
+    for column in ("stack", "resource type", "count"):
+        resources.add_column(column)
+    for column in ("stack", "CloudFormation name", "resources", "nag acknowledgements", "lint errors", "lint warnings"):
+        status.add_column(column)
+
+    lint_errors = 0
+    for stack in stacks:
+        counts = Counter(resource["Type"] for resource in stack.template["Resources"].values())
+        for row, (resource_type, count) in enumerate(sorted(counts.items())):
+            resources.add_row(stack.display_name if row == 0 else "", resource_type, str(count))
+        resources.add_section()
+        findings = lint_template(stack.template_path)
+        errors = sum(finding.severity == "error" for finding in findings)
+        lint_errors += errors
+        status.add_row(
+            stack.display_name,
+            stack.stack_name,
+            str(counts.total()),
+            str(len(stack.acknowledgements())),
+            str(errors),
+            str(len(findings) - errors),
+        )
+        for finding in findings:
+            console.print(f"cfn-lint {stack.display_name}: {finding}", style="red" if finding.severity == "error" else "yellow")
+    console.print(resources, status)
+
+    unacknowledged = security_findings(assembly_dir)
+    acknowledged = sum(len(stack.acknowledgements()) for stack in stacks)
+    console.print(f"cdk-nag AwsSolutions: {len(unacknowledged)} unacknowledged findings, {acknowledged} acknowledged with reasons")
+    console.print(f"cfn-lint over {len(stacks)} templates: {lint_errors} errors")
+    if unacknowledged or lint_errors:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

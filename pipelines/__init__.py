@@ -1,0 +1,1 @@
+"""SageMaker Pipeline builder, step scripts, operator CLI and local runner."""

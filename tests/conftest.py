@@ -1,0 +1,75 @@
+"""The app is synthesized once per test session, offline and without credentials; tests share it read-only."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+from infra.assembly import cdk_json_context  # noqa: E402
+from infra.cloud_assembly import SynthesizedStack, synthesized_stacks  # noqa: E402
+from infra.config import StageConfig, load_stage_configs  # noqa: E402
+from tests.offline import offline_without_credentials  # noqa: E402
+
+# Skips asset bundling: templates and asset hashes stay the same, and tests need no Docker.
+NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+
+
+@dataclass(frozen=True)
+class SynthesizedApp:
+    assembly_dir: Path
+    stacks: dict[str, SynthesizedStack]
+    connection_attempts: list[object]
+
+    def stack(self, stage: str, unit: str) -> SynthesizedStack:
+        return self.stacks[f"{stage}/{unit}"]
+
+    def template(self, stage: str, unit: str) -> dict[str, Any]:
+        return self.stack(stage, unit).template
+
+
+def synthesize(context: dict[str, Any], outdir: Path) -> Path:
+    from aws_cdk import App
+
+    from infra.assembly import build_app
+
+    app = App(context={**context, **NO_BUNDLING}, outdir=str(outdir))
+    build_app(app)
+    return Path(app.synth().directory)
+
+
+@pytest.fixture(scope="session")
+def cdk_context() -> dict[str, Any]:
+    return cdk_json_context()
+
+
+@pytest.fixture(scope="session")
+def stage_configs(cdk_context: dict[str, Any]) -> dict[str, StageConfig]:
+    return {config.name: config for config in load_stage_configs(cdk_context)}
+
+
+@pytest.fixture(scope="session")
+def synthesized_app(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    with offline_without_credentials() as attempts:
+        assembly_dir = synthesize(cdk_context, outdir)
+    stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
+    return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
+
+
+@pytest.fixture(scope="session")
+def resources_of(synthesized_app: SynthesizedApp) -> Callable[[str, str, str], dict[str, dict[str, Any]]]:
+    """resources_of(stage, unit, type) -> {logical id: resource} of that CloudFormation type."""
+
+    def select(stage: str, unit: str, resource_type: str) -> dict[str, dict[str, Any]]:
+        resources = synthesized_app.template(stage, unit)["Resources"]
+        return {logical_id: r for logical_id, r in resources.items() if r["Type"] == resource_type}
+
+    return select

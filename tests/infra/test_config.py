@@ -1,0 +1,177 @@
+"""Stage configuration: cdk.json values, -c overrides, and one clear line per invalid key."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from infra.assembly import PROJECT_ROOT
+from infra.config import GPU_TRAINING_INSTANCE_TYPES, STAGE_NAMES, StageConfigError, load_stage_configs
+
+
+def configs(context: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    return {config.name: config for config in load_stage_configs({**context, **overrides})}
+
+
+def error_for(context: dict[str, Any], **overrides: Any) -> str:
+    with pytest.raises(StageConfigError) as raised:
+        load_stage_configs({**context, **overrides})
+    return str(raised.value)
+
+
+def test_cdk_json_defines_every_stage(stage_configs):
+    assert tuple(stage_configs) == STAGE_NAMES
+    assert {config.project_name for config in stage_configs.values()} == {"mlopskit"}
+
+
+def test_removal_policy_destroys_only_dev(stage_configs):
+    assert stage_configs["dev"].removal_policy == "destroy"
+    assert stage_configs["staging"].removal_policy == "retain"
+    assert stage_configs["prod"].removal_policy == "retain"
+
+
+def test_every_stage_trains_on_gpu_with_spot_by_default(stage_configs):
+    for config in stage_configs.values():
+        assert config.training.instance_type in GPU_TRAINING_INSTANCE_TYPES
+        assert config.training.use_spot
+        assert config.training.max_wait_seconds >= config.training.max_runtime_seconds
+
+
+def test_synth_is_env_agnostic_unless_account_and_region_are_given(stage_configs):
+    assert all(config.account is None and config.region is None for config in stage_configs.values())
+
+
+def test_dotted_context_keys_override_one_stage(cdk_context):
+    overridden = configs(
+        cdk_context,
+        **{
+            "prod.account": "123456789012",
+            "prod.region": "eu-west-1",
+            "prod.training.instance_type": "ml.g6e.2xlarge",
+            "prod.inference.realtime.max_capacity": "10",
+            "prod.inference.serverless.enabled": "true",
+            "prod.tags.owner": "ml-platform",
+        },
+    )
+    prod = overridden["prod"]
+    assert (prod.account, prod.region) == ("123456789012", "eu-west-1")
+    assert prod.training.instance_type == "ml.g6e.2xlarge"
+    assert prod.inference.realtime.max_capacity == 10
+    assert prod.inference.serverless.enabled is True
+    assert prod.tags["owner"] == "ml-platform"
+    assert prod.tags["cost-center"] == "ml-platform", "an override adds to the cdk.json section, not replaces it"
+    assert overridden["dev"].training.instance_type != "ml.g6e.2xlarge"
+    assert cdk_context["stages"]["prod"]["training"]["instance_type"] != "ml.g6e.2xlarge", "cdk.json is not mutated"
+
+
+def test_stage_selection(cdk_context):
+    assert list(configs(cdk_context, stage="prod,dev")) == ["dev", "prod"]
+
+
+def test_project_name_override_renames_every_stage(cdk_context):
+    renamed = configs(cdk_context, project_name="fraud-ml")
+    assert {config.resource_prefix for config in renamed.values()} == {"fraud-ml-dev", "fraud-ml-staging", "fraud-ml-prod"}
+
+
+def test_enabled_inference_modes_come_from_config(cdk_context):
+    dev = configs(cdk_context, **{"dev.inference.asynchronous.enabled": "true"})["dev"]
+    assert "asynchronous" in dev.inference.enabled_modes
+    prod = configs(cdk_context, **{"prod.inference.realtime.enabled": "false"})["prod"]
+    assert "realtime" not in prod.inference.enabled_modes
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"stage": "qa"}, "context 'stage' = 'qa': unknown stage 'qa'; allowed: dev, staging, prod"),
+        (
+            {"dev.training.instance_type": "ml.m5.xlarge"},
+            "stages.dev.training.instance_type = 'ml.m5.xlarge': not a GPU training instance type; "
+            "allowed: ml.p3.{2xlarge,8xlarge,16xlarge}; ml.g4dn.{",
+        ),
+        (
+            {"staging.inference.realtime.min_capacity": "5", "staging.inference.realtime.max_capacity": "2"},
+            "stages.staging.inference.realtime: min_capacity (5) must be <= max_capacity (2)",
+        ),
+        (
+            {"prod.inference.asynchronous.min_capacity": "3", "prod.inference.asynchronous.max_capacity": "1"},
+            "stages.prod.inference.asynchronous: min_capacity (3) must be <= max_capacity (1)",
+        ),
+        (
+            {"prod.account": "12345678901x"},
+            "stages.prod.account = '12345678901x': not an AWS account id; expected exactly 12 digits",
+        ),
+        ({"dev.region": "mars-1"}, "stages.dev.region = 'mars-1': not an AWS region"),
+        (
+            {"prod.removal_policy": "destroy"},
+            "stages.prod.removal_policy = 'destroy': 'destroy' is allowed only in dev; allowed here: 'retain'",
+        ),
+        ({"dev.removal_policy": "keep"}, "stages.dev.removal_policy = 'keep': Input should be 'destroy' or 'retain'"),
+        (
+            {"dev.training.max_runtime_seconds": "7200", "dev.training.max_wait_seconds": "3600"},
+            "stages.dev.training: max_wait_seconds (3600) must be >= max_runtime_seconds (7200)",
+        ),
+        (
+            {"dev.inference.serverless.memory_size_mb": "1000"},
+            "stages.dev.inference.serverless.memory_size_mb = '1000': Input should be 1024, 2048, 3072, 4096, 5120",
+        ),
+        ({"dev.trainig.instance_type": "ml.g5.xlarge"}, "stages.dev.trainig: unknown key; allowed keys: account, region,"),
+        (
+            {"dev.training.spot": "true"},
+            "stages.dev.training.spot: unknown key; allowed keys: instance_type, instance_count, use_spot,",
+        ),
+        ({"project_name": "ML_Kit"}, "project_name = 'ML_Kit': expected 3-16 characters of lowercase letters"),
+        ({"dev.tags.aws:owner": "x"}, "stages.dev.tags: tag key 'aws:owner': expected 1-128 characters, not starting"),
+        ({"dev.name": "prod"}, "stages.dev.name: not settable per stage"),
+        ({"dev.training.instance_type.size": "x"}, "stages.dev.training.instance_type.size: 'instance_type' is a value"),
+    ],
+)
+def test_invalid_value_is_one_line_naming_key_and_allowed_values(cdk_context, overrides, expected):
+    message = error_for(cdk_context, **overrides)
+    assert "\n" not in message
+    assert message.startswith(expected)
+
+
+def test_unknown_stage_section_is_rejected(cdk_context):
+    stages = {**cdk_context["stages"], "qa": {}}
+    assert error_for(cdk_context, stages=stages) == "stages.qa: unknown stage; allowed: dev, staging, prod"
+
+
+def test_missing_stages_section_names_the_key():
+    with pytest.raises(StageConfigError, match="context key 'stages' is missing"):
+        load_stage_configs({"project_name": "mlopskit"})
+
+
+def test_every_problem_is_reported_at_once(cdk_context):
+    message = error_for(cdk_context, **{"dev.training.instance_type": "ml.c5.xlarge", "prod.account": "1"})
+    assert [line.split(" ")[0] for line in message.splitlines()] == [
+        "stages.dev.training.instance_type",
+        "stages.prod.account",
+    ]
+
+
+def test_app_exits_with_one_line_per_problem(cdk_context, tmp_path):
+    """As `npx cdk synth -c dev.training.instance_type=ml.m5.xlarge` runs it: context arrives in CDK_CONTEXT_JSON."""
+    context = {**cdk_context, "dev.training.instance_type": "ml.m5.xlarge"}
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "invalid stage config: stages.dev.training.instance_type = 'ml.m5.xlarge': not a GPU training instance type; "
+        "allowed: ml.p3.{2xlarge,8xlarge,16xlarge}; ml.g4dn.{xlarge,2xlarge,4xlarge,8xlarge,12xlarge,16xlarge}; "
+        "ml.g5.{xlarge,2xlarge,4xlarge,8xlarge,12xlarge,16xlarge,24xlarge,48xlarge}; "
+        "ml.g6.{xlarge,2xlarge,4xlarge,8xlarge,12xlarge,16xlarge,24xlarge,48xlarge}; "
+        "ml.g6e.{xlarge,2xlarge,4xlarge,8xlarge,12xlarge,16xlarge,24xlarge,48xlarge}"
+    ]
+    assert not list(tmp_path.iterdir()), "nothing is synthesized from an invalid config"
