@@ -20,7 +20,11 @@ def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge a finding on `construct` and everything under it; `rule` may name one finding, `Rule[Finding]`."""
     if len(reason) < MINIMUM_REASON_LENGTH:
         raise ValueError(f"acknowledgement of {rule} at {construct.node.path}: the reason must say why ({reason!r})")
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+    already = [
+        entry.data for entry in construct.node.metadata if entry.type == Validations.ACKNOWLEDGED_RULES_METADATA_KEY
+    ]
+    if not any(acknowledged.get(f"Annotation::{rule}") == reason for acknowledged in already):
+        Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
 
 
 def acknowledge_wildcard_resources(construct: IConstruct, resources: list[str], reason: str) -> None:

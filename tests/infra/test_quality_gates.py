@@ -137,3 +137,9 @@ def test_two_synths_in_separate_processes_write_byte_identical_templates(synthes
         assert path.read_bytes() == second[name].read_bytes(), name
         assets = path.with_name(path.name.replace(".template.json", ".assets.json"))
         assert assets.read_bytes() == Path(second[name]).with_name(assets.name).read_bytes(), name
+
+
+def test_each_finding_is_acknowledged_once_per_construct(synthesized_app):
+    for stack in synthesized_app.stacks.values():
+        keys = [(path, rule) for path, rule, _ in stack.acknowledgements()]
+        assert len(keys) == len(set(keys)), stack.display_name
