@@ -33,6 +33,8 @@ run: synth
 	$(BIN)/python -m infra.summary cdk.out
 
 test: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 clean:

@@ -7,6 +7,7 @@ with `-c project_name=...`, `-c <stage>.<dotted.key>=<value>` (e.g. `-c prod.acc
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -118,9 +119,7 @@ class CapacityBounds(_Section):
     @model_validator(mode="after")
     def _min_not_above_max(self) -> CapacityBounds:
         if self.min_capacity > self.max_capacity:
-            raise ValueError(
-                f"min_capacity ({self.min_capacity}) must be <= max_capacity ({self.max_capacity})"
-            )
+            raise ValueError(f"min_capacity ({self.min_capacity}) must be <= max_capacity ({self.max_capacity})")
         return self
 
 
@@ -275,7 +274,7 @@ def _selected_stages(selection: Any, problems: list[str]) -> list[str]:
 
 def _with_overrides(stage: str, settings: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     """Apply `-c <stage>.<dotted.key>=<value>` overrides onto a deep copy of the stage settings."""
-    merged = _deep_copy(settings)
+    merged = copy.deepcopy(dict(settings))
     for key in sorted(context):
         if not key.startswith(f"{stage}."):
             continue
@@ -287,12 +286,6 @@ def _with_overrides(stage: str, settings: Mapping[str, Any], context: Mapping[st
                 raise StageConfigError(f"{STAGES_CONTEXT_KEY}.{key}: '{part}' is a value, not a section")
         target[leaf] = context[key]
     return merged
-
-
-def _deep_copy(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {key: _deep_copy(item) for key, item in value.items()}
-    return value
 
 
 def _describe(stage: str, detail: Mapping[str, Any]) -> str:

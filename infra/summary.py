@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,7 +18,9 @@ app = typer.Typer(add_completion=False)
 
 @app.command()
 def summarize(
-    assembly_dir: Path = typer.Argument(Path("cdk.out"), exists=True, file_okay=False, help="A synthesized cdk.out"),
+    assembly_dir: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="A synthesized cloud assembly")
+    ] = Path("cdk.out"),
 ) -> None:
     """Summarize a synthesized cloud assembly; exit non-zero on any cdk-nag finding or cfn-lint error."""
     console = Console(width=120)
@@ -51,12 +54,16 @@ def summarize(
             str(len(findings) - errors),
         )
         for finding in findings:
-            console.print(f"cfn-lint {stack.display_name}: {finding}", style="red" if finding.severity == "error" else "yellow")
+            console.print(
+                f"cfn-lint {stack.display_name}: {finding}", style="red" if finding.severity == "error" else "yellow"
+            )
     console.print(resources, status)
 
     unacknowledged = security_findings(assembly_dir)
     acknowledged = sum(len(stack.acknowledgements()) for stack in stacks)
-    console.print(f"cdk-nag AwsSolutions: {len(unacknowledged)} unacknowledged findings, {acknowledged} acknowledged with reasons")
+    console.print(
+        f"cdk-nag AwsSolutions: {len(unacknowledged)} unacknowledged findings, {acknowledged} acknowledged with reasons"
+    )
     console.print(f"cfn-lint over {len(stacks)} templates: {lint_errors} errors")
     if unacknowledged or lint_errors:
         raise typer.Exit(1)

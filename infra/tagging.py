@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import jsii
-from aws_cdk import Aspects, CfnResource, IAspect, Tags, TagManager
+from aws_cdk import Aspects, CfnResource, IAspect, TagManager, Tags
 from constructs import IConstruct
 
 # Raw CfnResource declarations in CDK internals (e.g. the S3 auto-delete provider) that Tags.of() does not reach.

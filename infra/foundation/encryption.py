@@ -74,7 +74,7 @@ class StageKey(Construct):
         )
 
     def allow_use_by(self, *roles: iam.IRole) -> None:
-        """Grant use of the key in the key policy itself, and SageMaker grants for the job volumes those roles create."""
+        """Grant use of the key in the key policy itself, and grants for the job volumes those roles create."""
         principals = [iam.ArnPrincipal(role.role_arn) for role in roles]
         self.key.add_to_resource_policy(
             iam.PolicyStatement(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import Duration, Fn, RemovalPolicy
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -24,30 +26,20 @@ class Storage(Construct):
             BucketPurpose.ACCESS_LOGS,
             # S3 server access logging can only deliver to a bucket encrypted with S3-managed keys.
             encryption=s3.BucketEncryption.S3_MANAGED,
-            lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(settings.access_log_expiration_days))],
+            lifecycle_rules=[
+                s3.LifecycleRule(id="ExpireAccessLogs", expiration=Duration.days(settings.access_log_expiration_days))
+            ],
         )
         acknowledge(
             self.access_logs,
             "AwsSolutions-S1",
             "This is the server-access-logs destination; logging it into itself would log its own log deliveries.",
         )
-        self.data = self._bucket(
-            "Data",
-            BucketPurpose.DATA,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix=f"{BucketPurpose.DATA}/",
-        )
-        self.artifacts = self._bucket(
+        self.data = self._logged_kms_bucket("Data", BucketPurpose.DATA, key)
+        self.artifacts = self._logged_kms_bucket(
             "Artifacts",
             BucketPurpose.ARTIFACTS,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix=f"{BucketPurpose.ARTIFACTS}/",
+            key,
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="ExpireCheckpoints",
@@ -57,12 +49,26 @@ class Storage(Construct):
             ],
         )
 
+    def _logged_kms_bucket(
+        self, construct_id: str, purpose: BucketPurpose, key: kms.IKey, lifecycle_rules: Sequence[s3.LifecycleRule] = ()
+    ) -> s3.Bucket:
+        return self._bucket(
+            construct_id,
+            purpose,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix=f"{purpose}/",
+            lifecycle_rules=lifecycle_rules,
+        )
+
     def _bucket(
         self,
         construct_id: str,
         purpose: BucketPurpose,
         *,
-        lifecycle_rules: list[s3.LifecycleRule] = (),
+        lifecycle_rules: Sequence[s3.LifecycleRule] = (),
         **encryption_and_logging: object,
     ) -> s3.Bucket:
         settings = self._config.storage

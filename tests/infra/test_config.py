@@ -75,7 +75,11 @@ def test_stage_selection(cdk_context):
 
 def test_project_name_override_renames_every_stage(cdk_context):
     renamed = configs(cdk_context, project_name="fraud-ml")
-    assert {config.resource_prefix for config in renamed.values()} == {"fraud-ml-dev", "fraud-ml-staging", "fraud-ml-prod"}
+    assert {config.resource_prefix for config in renamed.values()} == {
+        "fraud-ml-dev",
+        "fraud-ml-staging",
+        "fraud-ml-prod",
+    }
 
 
 def test_enabled_inference_modes_come_from_config(cdk_context):
@@ -120,7 +124,10 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
             {"dev.inference.serverless.memory_size_mb": "1000"},
             "stages.dev.inference.serverless.memory_size_mb = '1000': Input should be 1024, 2048, 3072, 4096, 5120",
         ),
-        ({"dev.trainig.instance_type": "ml.g5.xlarge"}, "stages.dev.trainig: unknown key; allowed keys: account, region,"),
+        (
+            {"dev.trainig.instance_type": "ml.g5.xlarge"},
+            "stages.dev.trainig: unknown key; allowed keys: account, region,",
+        ),
         (
             {"dev.training.spot": "true"},
             "stages.dev.training.spot: unknown key; allowed keys: instance_type, instance_count, use_spot,",
@@ -128,7 +135,10 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
         ({"project_name": "ML_Kit"}, "project_name = 'ML_Kit': expected 3-16 characters of lowercase letters"),
         ({"dev.tags.aws:owner": "x"}, "stages.dev.tags: tag key 'aws:owner': expected 1-128 characters, not starting"),
         ({"dev.name": "prod"}, "stages.dev.name: not settable per stage"),
-        ({"dev.training.instance_type.size": "x"}, "stages.dev.training.instance_type.size: 'instance_type' is a value"),
+        (
+            {"dev.training.instance_type.size": "x"},
+            "stages.dev.training.instance_type.size: 'instance_type' is a value",
+        ),
     ],
 )
 def test_invalid_value_is_one_line_naming_key_and_allowed_values(cdk_context, overrides, expected):

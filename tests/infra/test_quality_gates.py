@@ -86,7 +86,10 @@ def test_no_allow_statement_anywhere_grants_every_action_or_a_whole_service(synt
                 for statement in resource.get("Properties", {}).get(document_key, {}).get("Statement", []):
                     actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                     if statement["Effect"] == "Allow":
-                        assert not [a for a in actions if a == "*" or a.endswith(":*")], (stack.display_name, logical_id)
+                        assert not [a for a in actions if a == "*" or a.endswith(":*")], (
+                            stack.display_name,
+                            logical_id,
+                        )
 
 
 def test_no_sagemaker_full_access_managed_policy(synthesized_app):

@@ -20,7 +20,12 @@ def role_statements(resources_of):
 
     def of_stage(stage: str) -> dict[str, dict[str, dict[str, Any]]]:
         roles = resources_of(stage, "Foundation", "AWS::IAM::Role")
-        names = {logical_id: name for logical_id in roles for name in ("SageMakerExecution", "PipelineExecution") if logical_id.startswith(f"Roles{name}")}
+        names = {
+            logical_id: name
+            for logical_id in roles
+            for name in ("SageMakerExecution", "PipelineExecution")
+            if logical_id.startswith(f"Roles{name}")
+        }
         statements: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in names.values()}
         for policy in resources_of(stage, "Foundation", "AWS::IAM::Policy").values():
             for role in policy["Properties"]["Roles"]:
@@ -66,7 +71,9 @@ def test_pass_role_only_for_our_execution_role_to_sagemaker(role_statements, res
     }
     assert list(passing) == [("PipelineExecution", "PassExecutionRoleToSageMaker")]
     (statement,) = passing.values()
-    (execution_role_id,) = [i for i in resources_of(stage, "Foundation", "AWS::IAM::Role") if i.startswith("RolesSageMakerExecution")]
+    (execution_role_id,) = [
+        i for i in resources_of(stage, "Foundation", "AWS::IAM::Role") if i.startswith("RolesSageMakerExecution")
+    ]
     assert statement["Action"] == "iam:PassRole"
     assert statement["Resource"] == {"Fn::GetAtt": [execution_role_id, "Arn"]}
     assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
@@ -105,10 +112,14 @@ def test_object_access_is_limited_to_the_documented_prefixes(role_statements, st
     (artifacts_bucket,) = object_arn_suffixes(execution["PruneCheckpoints"])
     assert object_arn_suffixes(execution["ReadData"]) == {data_bucket: {f"/{p}*" for p in DataPrefix}}
     assert object_arn_suffixes(execution["WriteProcessedData"]) == {data_bucket: {f"/{DataPrefix.PROCESSED}*"}}
-    assert object_arn_suffixes(execution["ReadWriteArtifacts"]) == {artifacts_bucket: {f"/{p}*" for p in ArtifactPrefix}}
+    assert object_arn_suffixes(execution["ReadWriteArtifacts"]) == {
+        artifacts_bucket: {f"/{p}*" for p in ArtifactPrefix}
+    }
     assert object_arn_suffixes(execution["PruneCheckpoints"]) == {artifacts_bucket: {f"/{ArtifactPrefix.CHECKPOINTS}*"}}
     pipeline = role_statements(stage)["PipelineExecution"]
-    assert object_arn_suffixes(pipeline["ReadStepProperties"]) == {artifacts_bucket: {f"/{ArtifactPrefix.PIPELINE_RUNS}*"}}
+    assert object_arn_suffixes(pipeline["ReadStepProperties"]) == {
+        artifacts_bucket: {f"/{ArtifactPrefix.PIPELINE_RUNS}*"}
+    }
     listing = execution["ListStagePrefixes"]
     assert sorted(r["Fn::GetAtt"][0] for r in listing["Resource"]) == sorted([data_bucket, artifacts_bucket])
     assert listing["Condition"]["StringLike"]["s3:prefix"] == [f"{p}*" for p in (*DataPrefix, *ArtifactPrefix)]

@@ -78,7 +78,10 @@ def test_every_bucket_policy_denies_requests_without_tls_1_2(buckets, resources_
     }
     for logical_id, _ in buckets(stage).values():
         denials = [s for s in policies[logical_id] if s["Effect"] == "Deny"]
-        everything = [{"Fn::GetAtt": [logical_id, "Arn"]}, {"Fn::Join": ["", [{"Fn::GetAtt": [logical_id, "Arn"]}, "/*"]]}]
+        everything = [
+            {"Fn::GetAtt": [logical_id, "Arn"]},
+            {"Fn::Join": ["", [{"Fn::GetAtt": [logical_id, "Arn"]}, "/*"]]},
+        ]
         assert {
             "Action": "s3:*",
             "Condition": {"Bool": {"aws:SecureTransport": "false"}},
