@@ -1,0 +1,169 @@
+"""Evaluation step: score the trained model on the test split and write evaluation.json plus two pictures.
+
+    python -m pipelines.steps.evaluate [--model-dir /opt/ml/processing/model] [--test-dir /opt/ml/processing/test]
+                                       [--output-dir /opt/ml/processing/evaluation]
+
+evaluation.json follows SageMaker's model-quality format: `multiclass_classification_metrics` always (the
+pipeline's condition reads its accuracy), `binary_classification_metrics` too when there are two classes. Every
+scalar carries a bootstrap standard deviation. Beside it: the confusion matrix and the training curves as PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn import metrics
+
+from training_code.artifact import ModelArtifact
+from training_code.contract import (
+    CONFUSION_MATRIX_PLOT,
+    EVALUATION_FILE,
+    PROCESSING_FAILURE_FILE,
+    PROCESSING_ROOT,
+    TRAINING_CURVES_PLOT,
+)
+from training_code.data import encode_labels, read_directory
+from training_code.failure import run_or_report_failure
+
+MULTICLASS = "multiclass_classification_metrics"
+BINARY = "binary_classification_metrics"
+# The JSON path of the accuracy that the pipeline's condition step compares with the threshold.
+ACCURACY_JSON_PATH = f"{MULTICLASS}.accuracy.value"
+BOOTSTRAP_SAMPLES = 100
+
+
+def _scalar_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    def averaged(average: str) -> dict[str, float]:
+        precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+            truth, predicted, average=average, zero_division=0
+        )
+        return {f"{average}_precision": precision, f"{average}_recall": recall, f"{average}_f1": f1}
+
+    return {"accuracy": metrics.accuracy_score(truth, predicted), **averaged("macro"), **averaged("weighted")}
+
+
+def _with_deviation(truth: np.ndarray, predicted: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
+    """Each scalar metric with the standard deviation of its bootstrap distribution (fixed seed: reproducible)."""
+    point = _scalar_metrics(truth, predicted)
+    random = np.random.default_rng(seed)
+    samples = [
+        _scalar_metrics(truth[rows], predicted[rows])
+        for rows in (random.integers(0, len(truth), len(truth)) for _ in range(BOOTSTRAP_SAMPLES))
+    ]
+    return {
+        name: {"value": float(value), "standard_deviation": float(np.std([sample[name] for sample in samples]))}
+        for name, value in point.items()
+    }
+
+
+def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    predicted = probabilities.argmax(axis=1)
+    classes = artifact.classes
+    labels = list(range(len(classes)))
+    matrix = metrics.confusion_matrix(truth, predicted, labels=labels)
+    per_class = metrics.precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
+    report: dict[str, Any] = {
+        MULTICLASS: {
+            **_with_deviation(truth, predicted),
+            "confusion_matrix": {
+                actual: {guess: int(matrix[i, j]) for j, guess in enumerate(classes)}
+                for i, actual in enumerate(classes)
+            },
+            "per_class": {
+                label: {
+                    "precision": float(per_class[0][i]),
+                    "recall": float(per_class[1][i]),
+                    "f1": float(per_class[2][i]),
+                    "support": int(per_class[3][i]),
+                }
+                for i, label in enumerate(classes)
+            },
+        },
+        "test_rows": len(truth),
+        "best_epoch": artifact.best_epoch,
+    }
+    if len(classes) == 2:
+        positive = probabilities[:, 1]
+        false_positive_rates, true_positive_rates, _ = metrics.roc_curve(truth, positive)
+        report[BINARY] = {
+            "accuracy": report[MULTICLASS]["accuracy"],
+            "precision": {"value": float(per_class[0][1]), "standard_deviation": float("nan")},
+            "recall": {"value": float(per_class[1][1]), "standard_deviation": float("nan")},
+            "f1": {"value": float(per_class[2][1]), "standard_deviation": float("nan")},
+            "auc": {"value": float(metrics.roc_auc_score(truth, positive)), "standard_deviation": float("nan")},
+            "confusion_matrix": report[MULTICLASS]["confusion_matrix"],
+            "receiver_operating_characteristic_curve": {
+                "false_positive_rates": false_positive_rates.tolist(),
+                "true_positive_rates": true_positive_rates.tolist(),
+            },
+        }
+    return report
+
+
+def plot_confusion_matrix(report: dict[str, Any], path: Path) -> None:
+    matrix_by_label = report[MULTICLASS]["confusion_matrix"]
+    classes = list(matrix_by_label)
+    matrix = np.array([[matrix_by_label[actual][guess] for guess in classes] for actual in classes])
+    figure = Figure(figsize=(1.0 + 0.6 * len(classes), 0.6 + 0.6 * len(classes)), dpi=100)
+    axes = figure.subplots()
+    axes.imshow(matrix, cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
+    axes.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes)
+    accuracy = report[MULTICLASS]["accuracy"]["value"]
+    axes.set(xlabel="predicted", ylabel="actual", title=f"Confusion matrix (test accuracy {accuracy:.3f})")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def plot_training_curves(artifact: ModelArtifact, path: Path) -> None:
+    epochs = [entry["epoch"] for entry in artifact.history]
+    figure = Figure(figsize=(10, 4), dpi=100)
+    losses, accuracy = figure.subplots(1, 2)
+    losses.plot(epochs, [e["train_loss"] for e in artifact.history], label="train")
+    losses.plot(epochs, [e["validation_loss"] for e in artifact.history], label="validation")
+    accuracy.plot(epochs, [e["validation_accuracy"] for e in artifact.history], label="validation", color="tab:orange")
+    for axes, title in ((losses, "cross-entropy loss"), (accuracy, "accuracy")):
+        axes.axvline(artifact.best_epoch, color="grey", linestyle="--", label=f"best epoch ({artifact.best_epoch})")
+        axes.set(xlabel="epoch", title=title)
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.legend()
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def evaluate(model_dir: Path, test_dir: Path, output_dir: Path) -> dict[str, Any]:
+    artifact = ModelArtifact.load(model_dir)
+    test = read_directory(test_dir, artifact.label_column)
+    artifact.scaling.check_columns(test)
+    truth = encode_labels(test, artifact.classes, artifact.label_column)
+    report = evaluation_report(artifact, truth, artifact.predict_proba(test.features))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1))
+    plot_confusion_matrix(report, output_dir / CONFUSION_MATRIX_PLOT)
+    plot_training_curves(artifact, output_dir / TRAINING_CURVES_PLOT)
+    return report
+
+
+def main(
+    model_dir: Annotated[Path, typer.Option(help="model.tar.gz or its directory")] = PROCESSING_ROOT / "model",
+    test_dir: Annotated[Path, typer.Option(help="directory of the test split")] = PROCESSING_ROOT / "test",
+    output_dir: Annotated[Path, typer.Option()] = PROCESSING_ROOT / "evaluation",
+    failure_file: Annotated[Path, typer.Option()] = PROCESSING_FAILURE_FILE,
+) -> None:
+    def run() -> None:
+        report = evaluate(model_dir, test_dir, output_dir)
+        accuracy = report[MULTICLASS]["accuracy"]
+        print(f"test accuracy {accuracy['value']:.4f} (bootstrap sd {accuracy['standard_deviation']:.4f})")
+
+    run_or_report_failure(run, failure_file)
+
+
+if __name__ == "__main__":
+    typer.run(main)
