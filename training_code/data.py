@@ -105,7 +105,7 @@ def encode_labels(table: Table, classes: tuple[str, ...], label_column: str) -> 
     if unknown:
         row = unknown[0]
         raise DataError(
-            f"{table.source} row {row + 1} column {label_column!r}: class {table.labels[row]!r} does not occur in "
+            f"{table.source} row {row + 1} column {label_column!r}: class {str(table.labels[row])!r} does not occur in "
             f"the training data (classes: {', '.join(classes)})"
         )
     return np.array([index[label] for label in table.labels], dtype=np.int64)

@@ -11,6 +11,7 @@ scalar carries a bootstrap standard deviation. Beside it: the confusion matrix a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -38,7 +39,7 @@ ACCURACY_JSON_PATH = f"{MULTICLASS}.accuracy.value"
 BOOTSTRAP_SAMPLES = 100
 
 
-def _scalar_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def _multiclass_scalars(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     def averaged(average: str) -> dict[str, float]:
         precision, recall, f1, _ = metrics.precision_recall_fscore_support(
             truth, predicted, average=average, zero_division=0
@@ -48,12 +49,21 @@ def _scalar_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float
     return {"accuracy": metrics.accuracy_score(truth, predicted), **averaged("macro"), **averaged("weighted")}
 
 
-def _with_deviation(truth: np.ndarray, predicted: np.ndarray, seed: int = 0) -> dict[str, dict[str, float]]:
-    """Each scalar metric with the standard deviation of its bootstrap distribution (fixed seed: reproducible)."""
-    point = _scalar_metrics(truth, predicted)
-    random = np.random.default_rng(seed)
+def _binary_scalars(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    precision, recall, f1, _ = metrics.precision_recall_fscore_support(
+        truth, predicted, average="binary", zero_division=0
+    )
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def _with_deviation(
+    scalars: Callable[[np.ndarray, np.ndarray], dict[str, float]], truth: np.ndarray, predicted: np.ndarray
+) -> dict[str, dict[str, float]]:
+    """Each metric with the standard deviation of its bootstrap distribution (fixed seed: reproducible)."""
+    point = scalars(truth, predicted)
+    random = np.random.default_rng(0)
     samples = [
-        _scalar_metrics(truth[rows], predicted[rows])
+        scalars(truth[rows], predicted[rows])
         for rows in (random.integers(0, len(truth), len(truth)) for _ in range(BOOTSTRAP_SAMPLES))
     ]
     return {
@@ -70,7 +80,7 @@ def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities:
     per_class = metrics.precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
     report: dict[str, Any] = {
         MULTICLASS: {
-            **_with_deviation(truth, predicted),
+            **_with_deviation(_multiclass_scalars, truth, predicted),
             "confusion_matrix": {
                 actual: {guess: int(matrix[i, j]) for j, guess in enumerate(classes)}
                 for i, actual in enumerate(classes)
@@ -93,10 +103,9 @@ def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities:
         false_positive_rates, true_positive_rates, _ = metrics.roc_curve(truth, positive)
         report[BINARY] = {
             "accuracy": report[MULTICLASS]["accuracy"],
-            "precision": {"value": float(per_class[0][1]), "standard_deviation": float("nan")},
-            "recall": {"value": float(per_class[1][1]), "standard_deviation": float("nan")},
-            "f1": {"value": float(per_class[2][1]), "standard_deviation": float("nan")},
-            "auc": {"value": float(metrics.roc_auc_score(truth, positive)), "standard_deviation": float("nan")},
+            **_with_deviation(_binary_scalars, truth, predicted),
+            # A resample may hold one class only, where AUC is undefined; SageMaker writes "NaN" for no deviation.
+            "auc": {"value": float(metrics.roc_auc_score(truth, positive)), "standard_deviation": "NaN"},
             "confusion_matrix": report[MULTICLASS]["confusion_matrix"],
             "receiver_operating_characteristic_curve": {
                 "false_positive_rates": false_positive_rates.tolist(),
@@ -145,7 +154,7 @@ def evaluate(model_dir: Path, test_dir: Path, output_dir: Path) -> dict[str, Any
     truth = encode_labels(test, artifact.classes, artifact.label_column)
     report = evaluation_report(artifact, truth, artifact.predict_proba(test.features))
     output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1))
+    (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1, allow_nan=False))
     plot_confusion_matrix(report, output_dir / CONFUSION_MATRIX_PLOT)
     plot_training_curves(artifact, output_dir / TRAINING_CURVES_PLOT)
     return report

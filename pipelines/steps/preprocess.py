@@ -52,9 +52,10 @@ def split(
             "into train, validation and test needs at least 3 of each"
         )
     positions = np.arange(len(labels))
-    rest, test = train_test_split(positions, test_size=test_ratio, stratify=labels, random_state=seed)
-    relative = validation_ratio / (1 - test_ratio)
-    train, validation = train_test_split(rest, test_size=relative, stratify=labels[rest], random_state=seed)
+    # Whole row counts: a fraction of a fraction (validation of the non-test rest) would round up a row at times.
+    test_rows, validation_rows = round(test_ratio * len(labels)), round(validation_ratio * len(labels))
+    rest, test = train_test_split(positions, test_size=test_rows, stratify=labels, random_state=seed)
+    train, validation = train_test_split(rest, test_size=validation_rows, stratify=labels[rest], random_state=seed)
     return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
 
 

@@ -1,0 +1,226 @@
+"""The training script in process: optimizers, early stopping, warm start, metric lines, and the failure contract."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from training_code import hyperparameters as hp
+from training_code.artifact import ModelArtifact, write_archive
+from training_code.data import encode_labels, read_directory
+from training_code.metrics import METRIC_DEFINITIONS, epoch_line, parse_metrics
+from training_code.optimizers import OPTIMIZERS
+
+QUICK = ("--epochs", "6", "--patience", "50", "--hidden-sizes", "64")
+
+
+def validation_loss_of(artifact: ModelArtifact, splits) -> float:
+    table = read_directory(splits.validation, "label")
+    probabilities = artifact.predict_proba(table.features)
+    truth = encode_labels(table, artifact.classes, "label")
+    return float(-np.log(probabilities[np.arange(len(truth)), truth]).mean())
+
+
+LEARNING_RATES = {"sgd": "0.05", "adam": "0.003", "adamw": "0.003", "rmsprop": "0.001", "adagrad": "0.05"}
+
+
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_every_optimizer_trains(train_in_process, optimizer):
+    run = train_in_process(*QUICK, "--optimizer", optimizer, "--learning-rate", LEARNING_RATES[optimizer])
+    history = run.history
+    assert history[-1]["train_loss"] < history[0]["train_loss"] / 2
+    assert max(epoch["validation_accuracy"] for epoch in history) >= 0.85
+    assert run.metadata["hyperparameters"]["optimizer"] == optimizer
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "selu", "sigmoid"])
+def test_every_activation_trains_with_its_default_initialization(train_in_process, activation):
+    run = train_in_process(
+        "--epochs", "10", "--hidden-sizes", "64", "--activation", activation, "--learning-rate", "0.01"
+    )  # fmt: skip
+    assert max(epoch["validation_accuracy"] for epoch in run.history) >= 0.85
+
+
+def test_early_stopping_stops_after_patience_and_restores_the_best_epoch(train_in_process, splits):
+    # Large, unregularized and fast-learning: validation loss bottoms out early, then overfitting raises it.
+    run = train_in_process(
+        "--epochs", "60", "--patience", "4", "--hidden-sizes", "256,256", "--dropout", "0",
+        "--weight-decay", "0", "--learning-rate", "0.01", "--batch-size", "16",
+    )  # fmt: skip
+    history = run.history
+    losses = [epoch["validation_loss"] for epoch in history]
+    best_epoch = run.metadata["best_epoch"]
+    assert len(history) < 60, "stopped early"
+    assert best_epoch == 1 + int(np.argmin(losses))
+    assert len(history) == best_epoch + 4, "stopped exactly `patience` epochs after the best one"
+    artifact = ModelArtifact.load(run.model_dir)
+    assert validation_loss_of(artifact, splits) == pytest.approx(losses[best_epoch - 1], rel=1e-4)
+    assert validation_loss_of(artifact, splits) < losses[-1], "the final weights are the best epoch's, not the last"
+
+
+def test_min_delta_ignores_improvements_smaller_than_it(train_in_process):
+    run = train_in_process(*QUICK, "--patience", "2", "--min-delta", "100")
+    assert run.metadata["best_epoch"] == 1
+    assert len(run.history) == 3
+
+
+def test_metric_lines_parse_with_the_regexes_sagemaker_gets(train_in_process, capsys):
+    run = train_in_process(*QUICK)
+    parsed = parse_metrics(capsys.readouterr().out)
+    assert parsed == {
+        "train:loss": [pytest.approx(e["train_loss"], abs=1e-6) for e in run.history],
+        "validation:loss": [pytest.approx(e["validation_loss"], abs=1e-6) for e in run.history],
+        "validation:accuracy": [pytest.approx(e["validation_accuracy"], abs=1e-6) for e in run.history],
+    }
+
+
+def test_metric_regexes_read_every_number_format():
+    line = epoch_line(3, 1.5e-7, float("nan"), 1.0)
+    assert parse_metrics(line)["train:loss"] == [pytest.approx(1.5e-7, abs=1e-6)]
+    assert np.isnan(parse_metrics(line)["validation:loss"][0])
+    assert parse_metrics("validation_accuracy=2.5e-03")["validation:accuracy"] == [0.0025]
+    assert {definition["Name"] for definition in METRIC_DEFINITIONS} == {
+        "train:loss",
+        "validation:loss",
+        "validation:accuracy",
+    }
+
+
+def test_artifact_is_self_contained(train_in_process, splits):
+    run = train_in_process(*QUICK)
+    metadata = run.metadata
+    assert metadata["feature_names"] == [f"pixel_{i}" for i in range(64)]
+    assert metadata["classes"] == [str(digit) for digit in range(10)]
+    assert metadata["scaling"]["feature_names"] == metadata["feature_names"]
+    assert metadata["model_config"] == {
+        "input_size": 64,
+        "hidden_sizes": [64],
+        "num_classes": 10,
+        "activation": "relu",
+        "dropout": 0.1,
+    }
+    assert set(metadata["versions"]) == {"python", "torch", "numpy"}
+    assert metadata["versions"]["torch"] == torch.__version__
+    scaling_file = read_directory(splits.train, "label")
+    assert metadata["scaling"]["mean"] == pytest.approx(scaling_file.features.mean(axis=0).tolist(), abs=1e-4)
+
+
+def test_warm_start_continues_from_the_previous_weights(train_in_process, tmp_path):
+    previous = train_in_process(*QUICK, "--epochs", "10", "--learning-rate", "0.01", workdir=tmp_path / "previous")
+    archive = write_archive(previous.model_dir, tmp_path / "model.tar.gz")
+    fresh = train_in_process("--epochs", "1", "--hidden-sizes", "64", "--seed", "7", workdir=tmp_path / "fresh")
+    warm = train_in_process(
+        "--epochs", "1", "--hidden-sizes", "64", "--seed", "7", "--model", str(archive), workdir=tmp_path / "warm"
+    )  # fmt: skip
+    assert warm.history[0]["validation_loss"] < previous.history[-1]["validation_loss"] * 1.5
+    assert warm.history[0]["validation_loss"] < fresh.history[0]["validation_loss"] / 2
+
+
+def test_warm_start_with_other_shapes_fails_clearly(train_in_process, tmp_path):
+    previous = train_in_process(*QUICK, workdir=tmp_path / "previous")
+    with pytest.raises(SystemExit) as exited:
+        train_in_process("--hidden-sizes", "32", "--model", str(previous.model_dir), workdir=tmp_path / "warm")
+    assert exited.value.code == 1
+    reason = (tmp_path / "warm" / "failure").read_text()
+    assert "warm start from" in reason
+    assert "hidden_sizes = (64,) but this run has (32,); the shapes must match" in reason
+
+
+def test_resuming_with_other_hyperparameters_is_refused(train_in_process, tmp_path):
+    train_in_process(*QUICK, workdir=tmp_path)
+    with pytest.raises(SystemExit):
+        train_in_process(*QUICK, "--learning-rate", "0.5", workdir=tmp_path)
+    reason = (tmp_path / "failure").read_text()
+    assert "was written with other hyperparameters" in reason
+    assert "'learning_rate': (0.001, 0.5)" in reason
+
+
+def test_sagemaker_entries_are_tolerated_and_typos_are_not(train_in_process, tmp_path):
+    run = train_in_process(*QUICK, "--_tuning_objective_metric", "validation:accuracy", workdir=tmp_path / "ok")
+    assert run.model_dir.exists()
+    with pytest.raises(SystemExit):
+        train_in_process(*QUICK, "--learning_rate", "0.1", workdir=tmp_path / "typo")
+    assert "unknown arguments ['--learning_rate']" in (tmp_path / "typo" / "failure").read_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (("--dropout", "1.5"), "hyperparameter dropout = 1.5: expected in [0, 1)"),
+        (("--optimizer", "lion"), "hyperparameter optimizer = 'lion': expected one of sgd, adam, adamw, rmsprop"),
+        (("--weight-init", "glorot"), "hyperparameter weight-init = 'glorot': expected one of auto, zeros"),
+        (("--hidden-sizes", "64,x"), "expected comma-separated layer widths such as 256,128, got '64,x'"),
+        (("--epochs", "many"), "argument --epochs: invalid int value: 'many'"),
+    ],
+)
+def test_invalid_hyperparameters_reach_the_failure_file(train_in_process, tmp_path, flags, reason):
+    with pytest.raises(SystemExit) as exited:
+        train_in_process(*flags)
+    assert exited.value.code == 1
+    assert reason in (tmp_path / "failure").read_text()
+
+
+def test_sagemaker_hyperparameter_keys_round_trip_through_the_flags():
+    params = hp.Hyperparameters(hidden_sizes=(32, 16), optimizer="sgd", learning_rate=0.05)
+    sagemaker = params.as_sagemaker()
+    assert sagemaker["hidden-sizes"] == "32,16"
+    assert sagemaker["learning-rate"] == "0.05"
+    flags = [item for name, value in sagemaker.items() for item in (f"--{name}", value)]
+    parser = __import__("argparse").ArgumentParser()
+    hp.add_arguments(parser)
+    assert hp.from_arguments(parser.parse_args(flags)) == params
+    with pytest.raises(KeyError):
+        hp.key("learning_rte")
+
+
+BAD_DATA = {
+    "missing label column": ("x,y\n1,2\n3,4\n", "label column 'label' not found; columns: x, y"),
+    "non-numeric value": ("x,label\n1,a\nzwei,b\n", "row 2 column 'x': 'zwei' is not a number"),
+    "NaN": ("x,label\n1,a\nnan,b\n", "row 2 column 'x': 'nan' is not a finite number"),
+    "empty value": ("x,y,label\n1,2,a\n3,,b\n", "row 2 column 'y': '' is not a number"),
+    "empty file": ("", "empty file; expected a header row and data rows"),
+    "header only": ("x,label\n", "no data rows after the header"),
+    "ragged row": ("x,y,label\n1,2,a\n3,b\n", "row 2: expected 3 fields, found 2"),
+    "empty label": ("x,label\n1,a\n2,\n", "row 2 column 'label': empty label"),
+}
+
+
+@pytest.mark.parametrize("problem", BAD_DATA)
+def test_bad_training_data_names_file_row_and_column(train_in_process, splits, tmp_path, problem):
+    content, expected = BAD_DATA[problem]
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    (train_dir / "bad.csv").write_text(content)
+    with pytest.raises(SystemExit) as exited:
+        train_in_process("--train", str(train_dir))
+    assert exited.value.code == 1
+    reason = (tmp_path / "failure").read_text()
+    assert f"DataError: {train_dir / 'bad.csv'}" in reason
+    assert expected in reason
+    assert reason.count("\n") == 1, "one paragraph"
+
+
+def test_a_validation_class_unseen_in_training_is_named(train_in_process, splits, tmp_path):
+    validation_dir = tmp_path / "validation"
+    shutil.copytree(splits.validation, validation_dir)
+    csv_path = validation_dir / "validation.csv"
+    lines = csv_path.read_text().splitlines()
+    lines[3] = lines[3].rsplit(",", 1)[0] + ",11"
+    csv_path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(SystemExit):
+        train_in_process("--validation", str(validation_dir))
+    reason = (tmp_path / "failure").read_text()
+    assert f"{csv_path} row 3 column 'label': class '11' does not occur in the training data" in reason
+
+
+def test_validation_columns_must_match_training(train_in_process, splits, tmp_path):
+    validation_dir = tmp_path / "validation"
+    shutil.copytree(splits.validation, validation_dir)
+    csv_path = validation_dir / "validation.csv"
+    csv_path.write_text(csv_path.read_text().replace("pixel_5,", "pixel_five,", 1))
+    with pytest.raises(SystemExit):
+        train_in_process("--validation", str(validation_dir))
+    assert "missing ['pixel_5'], unexpected ['pixel_five']" in (tmp_path / "failure").read_text()
