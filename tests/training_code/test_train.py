@@ -224,3 +224,10 @@ def test_validation_columns_must_match_training(train_in_process, splits, tmp_pa
     with pytest.raises(SystemExit):
         train_in_process("--validation", str(validation_dir))
     assert "missing ['pixel_5'], unexpected ['pixel_five']" in (tmp_path / "failure").read_text()
+
+
+def test_mixed_precision_trains_and_is_reported(train_in_process, capsys):
+    """On CPU "on" autocasts to bfloat16: the same code path CUDA takes by default ("auto")."""
+    run = train_in_process(*QUICK, "--mixed-precision", "on", "--learning-rate", "0.003")
+    assert "mixed precision on" in capsys.readouterr().out
+    assert max(epoch["validation_accuracy"] for epoch in run.history) >= 0.85
