@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,7 @@ from training_code.contract import (
     channel_variable,
 )
 from training_code.data import DataError, Scaling, Table, class_labels, encode_labels, read_directory
-from training_code.failure import run_or_report_failure
+from training_code.failure import ArgumentParser, run_script
 from training_code.initializers import initialize, resolve_scheme
 from training_code.metrics import epoch_line
 from training_code.model import MLP, ModelConfig
@@ -51,18 +50,10 @@ EVALUATION_BATCH = 8192
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    run_or_report_failure(lambda: train(parse_arguments(argv)), failure_file_from(argv))
+    run_script(lambda arguments: train(parse_arguments(arguments)), argv, TRAINING_FAILURE_FILE)
 
 
 # --- Arguments -----------------------------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    """Argument errors become exceptions, so they reach the failure file like every other error."""
-
-    def error(self, message: str) -> None:
-        raise ValueError(f"invalid arguments: {message}")
 
 
 def _from_environment(variable: str, default: Path | None = None) -> Path | None:
@@ -70,14 +61,8 @@ def _from_environment(variable: str, default: Path | None = None) -> Path | None
     return Path(value) if value else default
 
 
-def failure_file_from(argv: list[str]) -> Path:
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--failure-file", type=Path, default=TRAINING_FAILURE_FILE)
-    return parser.parse_known_args(argv)[0].failure_file
-
-
 def parse_arguments(argv: list[str]) -> argparse.Namespace:
-    parser = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train", type=Path, default=_from_environment(channel_variable(TRAIN_CHANNEL)))
     parser.add_argument("--validation", type=Path, default=_from_environment(channel_variable(VALIDATION_CHANNEL)))
     parser.add_argument(

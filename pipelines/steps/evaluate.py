@@ -10,13 +10,13 @@ scalar carries a bootstrap standard deviation. Beside it: the confusion matrix a
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import numpy as np
-import typer
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
@@ -30,7 +30,7 @@ from training_code.contract import (
     TRAINING_CURVES_PLOT,
 )
 from training_code.data import encode_labels, read_directory
-from training_code.failure import run_or_report_failure
+from training_code.failure import ArgumentParser, run_script
 
 MULTICLASS = "multiclass_classification_metrics"
 BINARY = "binary_classification_metrics"
@@ -160,19 +160,21 @@ def evaluate(model_dir: Path, test_dir: Path, output_dir: Path) -> dict[str, Any
     return report
 
 
-def main(
-    model_dir: Annotated[Path, typer.Option(help="model.tar.gz or its directory")] = PROCESSING_ROOT / "model",
-    test_dir: Annotated[Path, typer.Option(help="directory of the test split")] = PROCESSING_ROOT / "test",
-    output_dir: Annotated[Path, typer.Option()] = PROCESSING_ROOT / "evaluation",
-    failure_file: Annotated[Path, typer.Option()] = PROCESSING_FAILURE_FILE,
-) -> None:
-    def run() -> None:
-        report = evaluate(model_dir, test_dir, output_dir)
-        accuracy = report[MULTICLASS]["accuracy"]
-        print(f"test accuracy {accuracy['value']:.4f} (bootstrap sd {accuracy['standard_deviation']:.4f})")
+def main(argv: list[str] | None = None) -> None:
+    run_script(_run, argv, PROCESSING_FAILURE_FILE)
 
-    run_or_report_failure(run, failure_file)
+
+def _run(argv: list[str]) -> None:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model-dir", type=Path, default=PROCESSING_ROOT / "model", help="model.tar.gz or its dir")
+    parser.add_argument("--test-dir", type=Path, default=PROCESSING_ROOT / "test", help="the test split")
+    parser.add_argument("--output-dir", type=Path, default=PROCESSING_ROOT / "evaluation")
+    parser.add_argument("--failure-file", type=Path, default=PROCESSING_FAILURE_FILE)
+    arguments = parser.parse_args(argv)
+    report = evaluate(arguments.model_dir, arguments.test_dir, arguments.output_dir)
+    accuracy = report[MULTICLASS]["accuracy"]
+    print(f"test accuracy {accuracy['value']:.4f} (bootstrap sd {accuracy['standard_deviation']:.4f})")
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    main()

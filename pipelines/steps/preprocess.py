@@ -9,14 +9,12 @@ with the scaling statistics beside it (the training channel carries both), <outp
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
-import sys
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
-import typer
 from sklearn.model_selection import train_test_split
 
 from training_code.contract import (
@@ -27,7 +25,7 @@ from training_code.contract import (
     SCALING_FILE,
 )
 from training_code.data import DataError, Scaling, Table, read_directory
-from training_code.failure import run_or_report_failure
+from training_code.failure import ArgumentParser, run_script
 
 
 def deduplicate(table: Table) -> tuple[np.ndarray, int]:
@@ -102,25 +100,33 @@ def preprocess(
     return report
 
 
-def main(
-    input_dir: Annotated[Path, typer.Option(help="directory of raw CSV files")] = PROCESSING_ROOT / "input",
-    output_dir: Annotated[Path, typer.Option(help="where the splits go")] = PROCESSING_ROOT / "output",
-    label_column: Annotated[str, typer.Option()] = DEFAULT_LABEL_COLUMN,
-    validation_ratio: Annotated[float, typer.Option()] = 0.15,
-    test_ratio: Annotated[float, typer.Option()] = 0.15,
-    seed: Annotated[int, typer.Option()] = 0,
-    failure_file: Annotated[Path, typer.Option()] = PROCESSING_FAILURE_FILE,
-) -> None:
-    def run() -> None:
-        report = preprocess(input_dir, output_dir, label_column, validation_ratio, test_ratio, seed)
-        print(
-            f"read {report['input_rows']} rows, removed {report['duplicates_removed']} exact duplicates, "
-            f"split {report['rows']}",
-            file=sys.stdout,
-        )
+def main(argv: list[str] | None = None) -> None:
+    run_script(_run, argv, PROCESSING_FAILURE_FILE)
 
-    run_or_report_failure(run, failure_file)
+
+def _run(argv: list[str]) -> None:
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input-dir", type=Path, default=PROCESSING_ROOT / "input", help="raw CSV files")
+    parser.add_argument("--output-dir", type=Path, default=PROCESSING_ROOT / "output", help="where the splits go")
+    parser.add_argument("--label-column", default=DEFAULT_LABEL_COLUMN)
+    parser.add_argument("--validation-ratio", type=float, default=0.15)
+    parser.add_argument("--test-ratio", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--failure-file", type=Path, default=PROCESSING_FAILURE_FILE)
+    arguments = parser.parse_args(argv)
+    report = preprocess(
+        arguments.input_dir,
+        arguments.output_dir,
+        arguments.label_column,
+        arguments.validation_ratio,
+        arguments.test_ratio,
+        arguments.seed,
+    )
+    print(
+        f"read {report['input_rows']} rows, removed {report['duplicates_removed']} exact duplicates, "
+        f"split {report['rows']}"
+    )
 
 
 if __name__ == "__main__":
-    typer.run(main)
+    main()

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
-from click.testing import Result
-from typer.testing import CliRunner
 
 from pipelines.sample_data import write_digits_csv
 from pipelines.steps.preprocess import preprocess
@@ -17,6 +17,13 @@ from pipelines.steps.preprocess import preprocess
 # Small enough to keep the tests fast, large enough for a stratified 70/15/15 split of ten classes.
 SAMPLE_ROWS = 300
 SAMPLE_DUPLICATES = 25
+
+
+@dataclass(frozen=True)
+class Result:
+    exit_code: int
+    output: str
+
 
 Invoke = Callable[..., Result]
 FailureReason = Callable[..., str]
@@ -42,11 +49,15 @@ def splits(digits_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def invoke() -> Invoke:
     """invoke(step_main, option=value, ...) runs a step's command line in-process, as `python -m` would."""
 
-    def run(command: Callable[..., None], **options: Any) -> Result:
-        app = typer.Typer()
-        app.command()(command)
+    def run(command: Callable[[list[str]], None], **options: Any) -> Result:
         arguments = [f"--{name.replace('_', '-')}={value}" for name, value in options.items()]
-        return CliRunner().invoke(app, arguments)
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+            try:
+                command(arguments)
+            except SystemExit as exited:
+                return Result(exit_code=exited.code, output=output.getvalue())
+        return Result(exit_code=0, output=output.getvalue())
 
     return run
 
