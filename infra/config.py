@@ -181,6 +181,62 @@ class InferenceSettings(_Section):
         return tuple(name for name in type(self).model_fields if getattr(self, name).enabled)
 
 
+_SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
+
+
+def _subnet_ids(value: list[str]) -> list[str]:
+    bad = [item for item in value if not _SUBNET_ID.match(item)]
+    if bad or not value:
+        raise ValueError(f"expected one or more subnet ids such as subnet-0123456789abcdef0, got {bad or value}")
+    return value
+
+
+def _security_group_ids(value: list[str]) -> list[str]:
+    bad = [item for item in value if not _SECURITY_GROUP_ID.match(item)]
+    if bad or not value:
+        raise ValueError(f"expected one or more security group ids such as sg-0123456789abcdef0, got {bad or value}")
+    return value
+
+
+def _schedule(value: str) -> str:
+    if not _SCHEDULE.match(value):
+        raise ValueError("expected an EventBridge schedule expression: cron(...) or rate(...)")
+    return value
+
+
+def _s3_uri(value: str) -> str:
+    if not value.startswith("s3://") or len(value) <= len("s3://"):
+        raise ValueError("expected an S3 URI such as s3://bucket/models/model.tar.gz")
+    return value
+
+
+class VpcSettings(_Section):
+    subnet_ids: Annotated[list[str], AfterValidator(_subnet_ids)]
+    security_group_ids: Annotated[list[str], AfterValidator(_security_group_ids)]
+
+
+class PipelineSettings(_Section):
+    tuning_max_jobs: int = Field(default=6, ge=1, le=500)
+    tuning_max_parallel_jobs: int = Field(default=2, ge=1, le=100)
+    accuracy_threshold: float = Field(default=0.9, gt=0, le=1)
+    enable_step_caching: bool = False
+    schedule: Annotated[str, AfterValidator(_schedule)] | None = None
+    network_isolation: bool = False
+    vpc: VpcSettings | None = None
+    warm_start_model_uri: Annotated[str, AfterValidator(_s3_uri)] | None = None
+
+    @model_validator(mode="after")
+    def _parallel_within_total(self) -> PipelineSettings:
+        if self.tuning_max_parallel_jobs > self.tuning_max_jobs:
+            raise ValueError(
+                f"tuning_max_parallel_jobs ({self.tuning_max_parallel_jobs}) must be <= tuning_max_jobs "
+                f"({self.tuning_max_jobs})"
+            )
+        return self
+
+
 class StorageSettings(_Section):
     checkpoint_expiration_days: int = Field(default=14, ge=1)
     noncurrent_version_expiration_days: int = Field(default=30, ge=1)
@@ -197,6 +253,7 @@ class StageConfig(_Section):
     processing: ProcessingSettings = ProcessingSettings()
     training: TrainingSettings = TrainingSettings()
     inference: InferenceSettings = InferenceSettings()
+    pipeline: PipelineSettings = PipelineSettings()
     storage: StorageSettings = StorageSettings()
     tags: Tags = {}
 

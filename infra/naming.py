@@ -28,3 +28,7 @@ def key_alias(config: StageConfig) -> str:
 
 def model_package_group_name(config: StageConfig) -> str:
     return f"{config.resource_prefix}-models"
+
+
+def pipeline_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-training"

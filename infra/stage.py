@@ -8,6 +8,7 @@ from constructs import Construct
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.stack import FoundationStack
+from infra.pipeline.stack import PipelineStack
 from infra.tagging import tag_everything
 
 
@@ -20,6 +21,15 @@ class MlopsStage(Stage):
             "Foundation",
             config=config,
             stack_name=naming.stack_name(config, "foundation"),
+            termination_protection=config.name == "prod",
+            analytics_reporting=False,
+        )
+        self.pipeline = PipelineStack(
+            self,
+            "Pipeline",
+            config=config,
+            foundation=self.foundation,
+            stack_name=naming.stack_name(config, "pipeline"),
             termination_protection=config.name == "prod",
             analytics_reporting=False,
         )

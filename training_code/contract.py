@@ -9,6 +9,7 @@ from pathlib import Path
 
 # Training container (script mode): SageMaker sets these variables; each has a flag that overrides it.
 MODEL_DIR_VARIABLE = "SM_MODEL_DIR"
+TRAINING_JOB_NAME_VARIABLE = "TRAINING_JOB_NAME"
 CHANNEL_VARIABLE = "SM_CHANNEL_{name}"
 TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
@@ -44,3 +45,13 @@ TRAINING_CURVES_PLOT = "training_curves.png"
 
 def channel_variable(channel: str) -> str:
     return CHANNEL_VARIABLE.format(name=channel.upper())
+
+
+# What the serving container accepts and answers (registered with every model package version).
+REQUEST_CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
+RESPONSE_CONTENT_TYPES = ("text/csv", "application/json")
+
+# evaluation.json sections (SageMaker's model-quality format) and where the pipeline's condition reads accuracy.
+MULTICLASS_METRICS = "multiclass_classification_metrics"
+BINARY_METRICS = "binary_classification_metrics"
+ACCURACY_JSON_PATH = f"{MULTICLASS_METRICS}.accuracy.value"

@@ -33,6 +33,7 @@ from training_code.contract import (
     SCALING_FILE,
     TRAIN_CHANNEL,
     TRAINING_FAILURE_FILE,
+    TRAINING_JOB_NAME_VARIABLE,
     VALIDATION_CHANNEL,
     WARM_START_CHANNEL,
     channel_variable,
@@ -296,6 +297,13 @@ def evaluate(
     return loss_sum / len(labels), correct / len(labels)
 
 
+def checkpoint_directory(root: Path) -> Path:
+    """Inside SageMaker, one subdirectory per training job: the trials of a tuning job share the checkpoint S3 prefix,
+    and a spot restart of a job (same name) must find its own checkpoint, not another trial's."""
+    job = os.environ.get(TRAINING_JOB_NAME_VARIABLE)
+    return root / job if job else root
+
+
 def rng_state(device: torch.device) -> dict[str, Any]:
     state = {"torch": torch.get_rng_state()}
     if device.type == "cuda":
@@ -353,7 +361,8 @@ def train(arguments: argparse.Namespace) -> None:
         params.optimizer, model.parameters(), params.learning_rate, params.momentum, params.weight_decay
     )
     precision = MixedPrecision(params.mixed_precision, workers.device)
-    progress = resume(arguments.checkpoint_dir, params, model, optimizer, precision, workers)
+    checkpoint_dir = checkpoint_directory(arguments.checkpoint_dir)
+    progress = resume(checkpoint_dir, params, model, optimizer, precision, workers)
     trained = DistributedDataParallel(model) if workers.distributed else model
     sampler = DistributedSampler(
         range(len(data.train_y)), num_replicas=workers.world_size, rank=workers.rank, shuffle=True, seed=params.seed
@@ -396,7 +405,7 @@ def train(arguments: argparse.Namespace) -> None:
         rng_states = workers.gather(rng_state(workers.device))
         if workers.is_chief:
             save_checkpoint(
-                arguments.checkpoint_dir,
+                checkpoint_dir,
                 {
                     "hyperparameters": params.to_dict(),
                     "model": model.state_dict(),

@@ -23,8 +23,10 @@ from sklearn import metrics
 
 from training_code.artifact import ModelArtifact
 from training_code.contract import (
+    BINARY_METRICS,
     CONFUSION_MATRIX_PLOT,
     EVALUATION_FILE,
+    MULTICLASS_METRICS,
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
     TRAINING_CURVES_PLOT,
@@ -32,10 +34,6 @@ from training_code.contract import (
 from training_code.data import encode_labels, read_directory
 from training_code.failure import ArgumentParser, run_script
 
-MULTICLASS = "multiclass_classification_metrics"
-BINARY = "binary_classification_metrics"
-# The JSON path of the accuracy that the pipeline's condition step compares with the threshold.
-ACCURACY_JSON_PATH = f"{MULTICLASS}.accuracy.value"
 BOOTSTRAP_SAMPLES = 100
 
 
@@ -79,7 +77,7 @@ def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities:
     matrix = metrics.confusion_matrix(truth, predicted, labels=labels)
     per_class = metrics.precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
     report: dict[str, Any] = {
-        MULTICLASS: {
+        MULTICLASS_METRICS: {
             **_with_deviation(_multiclass_scalars, truth, predicted),
             "confusion_matrix": {
                 actual: {guess: int(matrix[i, j]) for j, guess in enumerate(classes)}
@@ -101,12 +99,12 @@ def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities:
     if len(classes) == 2:
         positive = probabilities[:, 1]
         false_positive_rates, true_positive_rates, _ = metrics.roc_curve(truth, positive)
-        report[BINARY] = {
-            "accuracy": report[MULTICLASS]["accuracy"],
+        report[BINARY_METRICS] = {
+            "accuracy": report[MULTICLASS_METRICS]["accuracy"],
             **_with_deviation(_binary_scalars, truth, predicted),
             # A resample may hold one class only, where AUC is undefined; SageMaker writes "NaN" for no deviation.
             "auc": {"value": float(metrics.roc_auc_score(truth, positive)), "standard_deviation": "NaN"},
-            "confusion_matrix": report[MULTICLASS]["confusion_matrix"],
+            "confusion_matrix": report[MULTICLASS_METRICS]["confusion_matrix"],
             "receiver_operating_characteristic_curve": {
                 "false_positive_rates": false_positive_rates.tolist(),
                 "true_positive_rates": true_positive_rates.tolist(),
@@ -116,7 +114,7 @@ def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities:
 
 
 def plot_confusion_matrix(report: dict[str, Any], path: Path) -> None:
-    matrix_by_label = report[MULTICLASS]["confusion_matrix"]
+    matrix_by_label = report[MULTICLASS_METRICS]["confusion_matrix"]
     classes = list(matrix_by_label)
     matrix = np.array([[matrix_by_label[actual][guess] for guess in classes] for actual in classes])
     figure = Figure(figsize=(1.0 + 0.6 * len(classes), 0.6 + 0.6 * len(classes)), dpi=100)
@@ -125,7 +123,7 @@ def plot_confusion_matrix(report: dict[str, Any], path: Path) -> None:
     for (i, j), count in np.ndenumerate(matrix):
         axes.text(j, i, str(count), ha="center", va="center", color="white" if count > matrix.max() / 2 else "black")
     axes.set(xticks=range(len(classes)), yticks=range(len(classes)), xticklabels=classes, yticklabels=classes)
-    accuracy = report[MULTICLASS]["accuracy"]["value"]
+    accuracy = report[MULTICLASS_METRICS]["accuracy"]["value"]
     axes.set(xlabel="predicted", ylabel="actual", title=f"Confusion matrix (test accuracy {accuracy:.3f})")
     figure.tight_layout()
     figure.savefig(path)
@@ -172,7 +170,7 @@ def _run(argv: list[str]) -> None:
     parser.add_argument("--failure-file", type=Path, default=PROCESSING_FAILURE_FILE)
     arguments = parser.parse_args(argv)
     report = evaluate(arguments.model_dir, arguments.test_dir, arguments.output_dir)
-    accuracy = report[MULTICLASS]["accuracy"]
+    accuracy = report[MULTICLASS_METRICS]["accuracy"]
     print(f"test accuracy {accuracy['value']:.4f} (bootstrap sd {accuracy['standard_deviation']:.4f})")
 
 

@@ -7,22 +7,33 @@ import pytest
 from infra.config import STAGE_NAMES
 
 # Resource types that CloudFormation cannot tag; every other resource must carry the project and stage tags.
-UNTAGGABLE_TYPES = {"AWS::IAM::Policy", "AWS::KMS::Alias", "AWS::S3::BucketPolicy", "Custom::S3AutoDeleteObjects"}
+UNTAGGABLE_TYPES = {
+    "AWS::IAM::Policy",
+    "AWS::KMS::Alias",
+    "AWS::S3::BucketPolicy",
+    "Custom::S3AutoDeleteObjects",
+    "AWS::Events::Rule",
+}
+
+
+UNITS = ("Foundation", "Pipeline")
 
 
 def test_every_stage_has_its_stacks(synthesized_app):
-    assert sorted(synthesized_app.stacks) == sorted(f"{stage}/Foundation" for stage in STAGE_NAMES)
+    assert sorted(synthesized_app.stacks) == sorted(f"{stage}/{unit}" for stage in STAGE_NAMES for unit in UNITS)
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_stack_names_are_deterministic_and_env_agnostic(synthesized_app, stage):
-    stack = synthesized_app.stack(stage, "Foundation")
-    assert stack.stack_name == f"mlopskit-{stage}-foundation"
+@pytest.mark.parametrize("unit", UNITS)
+def test_stack_names_are_deterministic_and_env_agnostic(synthesized_app, stage, unit):
+    stack = synthesized_app.stack(stage, unit)
+    assert stack.stack_name == f"mlopskit-{stage}-{unit.lower()}"
     assert stack.environment == "aws://unknown-account/unknown-region"
 
 
-def test_only_prod_is_termination_protected(synthesized_app):
-    protected = {stage: synthesized_app.stack(stage, "Foundation").termination_protection for stage in STAGE_NAMES}
+@pytest.mark.parametrize("unit", UNITS)
+def test_only_prod_is_termination_protected(synthesized_app, unit):
+    protected = {stage: synthesized_app.stack(stage, unit).termination_protection for stage in STAGE_NAMES}
     assert protected == {"dev": False, "staging": False, "prod": True}
 
 

@@ -231,3 +231,13 @@ def test_mixed_precision_trains_and_is_reported(train_in_process, capsys):
     run = train_in_process(*QUICK, "--mixed-precision", "on", "--learning-rate", "0.003")
     assert "mixed precision on" in capsys.readouterr().out
     assert max(epoch["validation_accuracy"] for epoch in run.history) >= 0.85
+
+
+def test_each_sagemaker_job_checkpoints_under_its_own_name(train_in_process, tmp_path, monkeypatch):
+    """Tuning trials share one checkpoint S3 prefix; each must resume only from its own checkpoint."""
+    monkeypatch.setenv("TRAINING_JOB_NAME", "trial-001")
+    run = train_in_process(*QUICK)
+    assert (run.checkpoint_dir / "trial-001" / "checkpoint.pt").exists()
+    monkeypatch.setenv("TRAINING_JOB_NAME", "trial-002")
+    train_in_process(*QUICK, "--learning-rate", "0.01")
+    assert (run.checkpoint_dir / "trial-002" / "checkpoint.pt").exists(), "other hyperparameters, no refusal"

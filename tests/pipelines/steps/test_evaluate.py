@@ -18,10 +18,16 @@ from sklearn import metrics
 
 from pipelines.sample_data import write_digits_csv
 from pipelines.steps import evaluate as evaluate_step
-from pipelines.steps.evaluate import ACCURACY_JSON_PATH, evaluate
+from pipelines.steps.evaluate import evaluate
 from pipelines.steps.preprocess import preprocess
 from training_code.artifact import ModelArtifact, write_archive
-from training_code.contract import CONFUSION_MATRIX_PLOT, EVALUATION_FILE, MODEL_ARCHIVE, TRAINING_CURVES_PLOT
+from training_code.contract import (
+    ACCURACY_JSON_PATH,
+    CONFUSION_MATRIX_PLOT,
+    EVALUATION_FILE,
+    MODEL_ARCHIVE,
+    TRAINING_CURVES_PLOT,
+)
 from training_code.train import main as train
 
 MULTICLASS = "multiclass_classification_metrics"

@@ -1,0 +1,1 @@
+"""The training pipeline of a stage: model package group, SageMaker Pipeline, code assets, schedule."""

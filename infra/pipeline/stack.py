@@ -1,0 +1,142 @@
+"""The pipeline stack of a stage: model package group, the SageMaker Pipeline and its code, and an optional schedule."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsii
+from aws_cdk import Aws, CfnOutput, Fn, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from infra import naming
+from infra.config import StageConfig
+from infra.foundation.stack import FoundationStack
+from infra.pipeline.images import FrameworkImage, FrameworkImages
+from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
+from pipelines.definition import PipelineTargets, pipeline_definition
+
+# The SDK needs a literal role ARN (anything else makes it call IAM); CloudFormation puts the real one in its place.
+ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-sagemaker-execution-role"
+# Names of the `Fn::Sub` variables in the definition body; `${AWS::Region}` is CloudFormation's own.
+SUBSTITUTED = ("ExecutionRoleArn", "KmsKeyArn", "DataBucket", "ArtifactsBucket", "CodeBucket", *FrameworkImage)
+
+
+class PipelineStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: StageConfig, foundation: FoundationStack, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"{config.resource_prefix}: training pipeline, model package group and schedule",
+            **kwargs,
+        )
+        roles = foundation.roles
+        self.model_package_group = sagemaker.CfnModelPackageGroup(
+            self,
+            "ModelPackageGroup",
+            model_package_group_name=naming.model_package_group_name(config),
+            model_package_group_description=f"{config.resource_prefix}: versions of the MLP classifier",
+        )
+        code_bundle = s3_assets.Asset(self, "CodeBundle", path=str(build_bundle(BUILD_DIR / BUNDLE_NAME)))
+        step_runner = s3_assets.Asset(self, "StepRunner", path=str(STEP_RUNNER))
+        iam.Policy(
+            self,
+            "ReadPipelineCode",
+            roles=[roles.sagemaker_execution],
+            statements=[
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"],
+                    resources=[
+                        f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
+                        for asset in (code_bundle, step_runner)
+                    ],
+                )
+            ],
+        )
+        images = FrameworkImages(self, "FrameworkImages")
+        targets = PipelineTargets(
+            region="${AWS::Region}",
+            execution_role_arn=ROLE_PLACEHOLDER,
+            kms_key_arn="${KmsKeyArn}",
+            data_bucket="${DataBucket}",
+            artifacts_bucket="${ArtifactsBucket}",
+            code_bundle_uri=f"s3://${{CodeBucket}}/{code_bundle.s3_object_key}",
+            step_runner_uri=f"s3://${{CodeBucket}}/{step_runner.s3_object_key}",
+            training_image_uri=f"${{{FrameworkImage.TRAINING}}}",
+            processing_image_uri=f"${{{FrameworkImage.PREPROCESSING}}}",
+            evaluation_image_uri=f"${{{FrameworkImage.EVALUATION}}}",
+            serving_image_uri=f"${{{FrameworkImage.SERVING}}}",
+        )
+        body = json.dumps(pipeline_definition(config, targets), sort_keys=True)
+        body = body.replace(ROLE_PLACEHOLDER, "${ExecutionRoleArn}")
+        self.definition_body = body
+        self.pipeline = sagemaker.CfnPipeline(
+            self,
+            "Pipeline",
+            pipeline_name=naming.pipeline_name(config),
+            pipeline_display_name=naming.pipeline_name(config),
+            pipeline_description=f"{config.resource_prefix}: preprocess, tune on spot GPUs, evaluate, register",
+            role_arn=roles.pipeline_execution.role_arn,
+            pipeline_definition={
+                "PipelineDefinitionBody": Fn.sub(
+                    body,
+                    {
+                        "ExecutionRoleArn": roles.sagemaker_execution.role_arn,
+                        "KmsKeyArn": foundation.encryption.key.key_arn,
+                        "DataBucket": foundation.storage.data.bucket_name,
+                        "ArtifactsBucket": foundation.storage.artifacts.bucket_name,
+                        "CodeBucket": code_bundle.s3_bucket_name,
+                        **{image.value: images.uri(image) for image in FrameworkImage},
+                    },
+                )
+            },
+        )
+        self.pipeline.add_dependency(self.model_package_group)
+        if config.pipeline.schedule:
+            self._schedule(config)
+        CfnOutput(self, "PipelineName", value=naming.pipeline_name(config))
+        CfnOutput(self, "ModelPackageGroupName", value=naming.model_package_group_name(config))
+
+    def _schedule(self, config: StageConfig) -> None:
+        pipeline_arn = self.format_arn(
+            service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
+        )
+        starter = iam.Role(
+            self,
+            "ScheduleRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description=f"{config.resource_prefix}: lets the schedule start the training pipeline",
+            inline_policies={
+                "StartPipeline": iam.PolicyDocument(
+                    statements=[
+                        iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn])
+                    ]
+                )
+            },
+        )
+        rule = events.Rule(
+            self,
+            "Schedule",
+            schedule=events.Schedule.expression(config.pipeline.schedule),
+            description=f"Starts {naming.pipeline_name(config)} on its stage schedule",
+        )
+        rule.add_target(_PipelineTarget(pipeline_arn, starter))
+        rule.node.add_dependency(self.pipeline)
+
+
+@jsii.implements(events.IRuleTarget)
+class _PipelineTarget:
+    """Starts a SageMaker Pipeline with its default parameters (aws-events-targets has no such target)."""
+
+    def __init__(self, pipeline_arn: str, role: iam.IRole) -> None:
+        self._pipeline_arn = pipeline_arn
+        self._role = role
+
+    def bind(self, _rule: events.IRule, _id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(arn=self._pipeline_arn, role=self._role)

@@ -1,0 +1,136 @@
+"""What the training pipeline is made of, defined once: step names and order, parameters and their stage defaults,
+container paths, and the hyperparameter search space. The SageMaker definition builder, the local runner, the
+operator CLI and the tests all read this module, so they cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from infra.config import GPU_TRAINING_INSTANCE_TYPES, StageConfig
+from infra.foundation.layout import DataPrefix
+from training_code import hyperparameters as hp
+from training_code.contract import PROCESSING_ROOT
+
+
+class StepName(StrEnum):
+    PREPROCESS = "Preprocess"
+    TUNE = "Tune"
+    EVALUATE = "Evaluate"
+    CHECK_ACCURACY = "CheckAccuracy"
+    REGISTER = "Register"
+    ACCURACY_TOO_LOW = "AccuracyBelowThreshold"
+
+
+# Execution order on the success path; the Fail step is the condition's other branch.
+STEP_ORDER = (StepName.PREPROCESS, StepName.TUNE, StepName.EVALUATE, StepName.CHECK_ACCURACY, StepName.REGISTER)
+# SageMaker names the steps a ModelStep creates after it: "<name>-RegisterModel" registers the package.
+REGISTER_MODEL_STEP = f"{StepName.REGISTER}-RegisterModel"
+
+
+class ParameterName(StrEnum):
+    INPUT_DATA_URI = "InputDataUri"
+    PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
+    TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
+    TRAINING_INSTANCE_COUNT = "TrainingInstanceCount"
+    MAX_RUNTIME_SECONDS = "MaxRuntimeSeconds"
+    MAX_WAIT_SECONDS = "MaxWaitSeconds"
+    TUNING_MAX_JOBS = "TuningMaxJobs"
+    TUNING_MAX_PARALLEL_JOBS = "TuningMaxParallelJobs"
+    ACCURACY_THRESHOLD = "AccuracyThreshold"
+    MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
+    SERVING_IMAGE_URI = "ServingImageUri"
+    PREVIOUS_MODEL_URI = "PreviousModelUri"
+
+
+APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: ParameterName
+    kind: type  # str, int, float
+    default: str | int | float
+    allowed: tuple[str, ...] | None = None
+
+    def parse(self, text: str) -> str | int | float:
+        """A command-line value as this parameter's type, or a ValueError naming the parameter and what it takes."""
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise ValueError(f"parameter {self.name}: {text!r} is not a {self.kind.__name__}") from None
+        if self.allowed and value not in self.allowed:
+            raise ValueError(f"parameter {self.name}: {text!r} is not allowed; allowed: {', '.join(self.allowed)}")
+        return value
+
+
+def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: str) -> list[ParameterSpec]:
+    """The pipeline's parameters with this stage's defaults. MaxWait exists only with spot (SageMaker rejects it
+    otherwise); PreviousModelUri only when the stage configures warm start."""
+    training = config.training
+    specs = [
+        ParameterSpec(ParameterName.INPUT_DATA_URI, str, f"s3://{data_bucket}/{DataPrefix.RAW}"),
+        ParameterSpec(ParameterName.PROCESSING_INSTANCE_TYPE, str, config.processing.instance_type),
+        ParameterSpec(
+            ParameterName.TRAINING_INSTANCE_TYPE,
+            str,
+            training.instance_type,
+            tuple(sorted(GPU_TRAINING_INSTANCE_TYPES)),
+        ),
+        ParameterSpec(ParameterName.TRAINING_INSTANCE_COUNT, int, training.instance_count),
+        ParameterSpec(ParameterName.MAX_RUNTIME_SECONDS, int, training.max_runtime_seconds),
+    ]
+    if training.use_spot:
+        specs.append(ParameterSpec(ParameterName.MAX_WAIT_SECONDS, int, training.max_wait_seconds))
+    specs += [
+        ParameterSpec(ParameterName.TUNING_MAX_JOBS, int, config.pipeline.tuning_max_jobs),
+        ParameterSpec(ParameterName.TUNING_MAX_PARALLEL_JOBS, int, config.pipeline.tuning_max_parallel_jobs),
+        ParameterSpec(ParameterName.ACCURACY_THRESHOLD, float, config.pipeline.accuracy_threshold),
+        ParameterSpec(ParameterName.MODEL_APPROVAL_STATUS, str, APPROVAL_STATUSES[0], APPROVAL_STATUSES),
+        ParameterSpec(ParameterName.SERVING_IMAGE_URI, str, serving_image_uri),
+    ]
+    if config.pipeline.warm_start_model_uri:
+        specs.append(ParameterSpec(ParameterName.PREVIOUS_MODEL_URI, str, config.pipeline.warm_start_model_uri))
+    return specs
+
+
+# Container paths of the processing steps (the training container's are SageMaker's channels).
+BUNDLE_DIR = PROCESSING_ROOT / "input" / "bundle"
+RAW_INPUT_DIR = PROCESSING_ROOT / "input" / "raw"
+SPLITS_OUTPUT_DIR = PROCESSING_ROOT / "output"
+PREPROCESS_OUTPUTS = ("train", "validation", "test", "report")
+MODEL_INPUT_DIR = PROCESSING_ROOT / "model"
+TEST_INPUT_DIR = PROCESSING_ROOT / "test"
+EVALUATION_OUTPUT_DIR = PROCESSING_ROOT / "evaluation"
+EVALUATION_OUTPUT = "evaluation"
+EVALUATION_PROPERTY_FILE = "EvaluationReport"
+
+PREPROCESS_MODULE = "pipelines.steps.preprocess"
+EVALUATE_MODULE = "pipelines.steps.evaluate"
+
+
+@dataclass(frozen=True)
+class SearchDimension:
+    """One tuned hyperparameter: a continuous range (optionally log-scaled) or a set of categories."""
+
+    hyperparameter: str
+    low: float | None = None
+    high: float | None = None
+    logarithmic: bool = False
+    categories: tuple[str, ...] = ()
+
+
+SEARCH_SPACE = (
+    SearchDimension(hp.key("learning_rate"), low=1e-4, high=1e-2, logarithmic=True),
+    SearchDimension(hp.key("batch_size"), categories=("32", "64", "128")),
+    SearchDimension(hp.key("dropout"), low=0.0, high=0.4),
+    SearchDimension(hp.key("weight_init"), categories=("auto", "he_uniform", "xavier_uniform", "lecun_normal")),
+    SearchDimension(hp.key("optimizer"), categories=("adam", "adamw", "sgd", "rmsprop")),
+)
+TUNING_STRATEGY = "Bayesian"
+
+
+def static_hyperparameters() -> dict[str, str]:
+    """Every training hyperparameter the search does not vary, at its default."""
+    tuned = {dimension.hyperparameter for dimension in SEARCH_SPACE}
+    return {name: value for name, value in hp.Hyperparameters().as_sagemaker().items() if name not in tuned}
