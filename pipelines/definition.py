@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import sagemaker.utils
+from sagemaker.estimator import EstimatorBase
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
 from sagemaker.model_metrics import MetricsSource, ModelMetrics
@@ -60,8 +61,6 @@ from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC, T
 SDK_REGION = "us-east-1"
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 CACHE_EXPIRY = "P30D"
-# Where SageMaker puts the training code channel that the SDK adds for a source_dir on S3.
-TRAINING_CODE_CHANNEL_DIR = "/opt/ml/input/data/code"
 
 
 def _validate_each_config_once(validate: Any) -> Any:
@@ -117,9 +116,15 @@ def pipeline_definition(config: StageConfig, targets: PipelineTargets) -> dict[s
             # a definition that must be the same on every synth and run in any region.
             static["sagemaker_job_name"] = json.dumps(naming.pipeline_name(config))
             static["sagemaker_region"] = json.dumps(targets.region)
-            # The SDK assumes the bundle's object is named sourcedir.tar.gz; it keeps the name it has in S3.
-            bundle_name = PurePosixPath(targets.code_bundle_uri).name
-            static["sagemaker_submit_directory"] = json.dumps(f"{TRAINING_CODE_CHANNEL_DIR}/{bundle_name}")
+            # With network isolation the code arrives through a channel, where the SDK assumes the object is named
+            # sourcedir.tar.gz; it keeps the name it has in S3 (its content hash).
+            if static.get("sagemaker_submit_directory") == json.dumps(
+                EstimatorBase.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH
+            ):
+                channel_file = f"{PurePosixPath(EstimatorBase.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH).parent}/"
+                static["sagemaker_submit_directory"] = json.dumps(
+                    channel_file + PurePosixPath(targets.code_bundle_uri).name
+                )
     return definition
 
 
@@ -409,7 +414,7 @@ class _StepBuilder:
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri)
             ),
-            description=f"{self.config.resource_prefix}: MLP classifier from pipeline {naming.pipeline_name(self.config)}",
+            description=f"MLP classifier from pipeline {naming.pipeline_name(self.config)}",
         )
         return ModelStep(name=StepName.REGISTER, step_args=step_args, retry_policies=self.service_retries)
 

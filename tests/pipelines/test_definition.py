@@ -1,0 +1,239 @@
+"""The pipeline definition as deployed: read back from each stage's synthesized template."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.config import GPU_TRAINING_INSTANCE_TYPES, STAGE_NAMES
+from pipelines import spec
+from pipelines.definition import PipelineTargets, pipeline_definition
+from training_code.contract import ACCURACY_JSON_PATH, REQUEST_CONTENT_TYPES
+from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC
+
+TARGETS = PipelineTargets(
+    region="eu-west-1",
+    execution_role_arn="arn:aws:iam::123456789012:role/execution",
+    kms_key_arn="arn:aws:kms:eu-west-1:123456789012:key/abc",
+    data_bucket="data",
+    artifacts_bucket="artifacts",
+    code_bundle_uri="s3://assets/0123abcd.tar.gz",
+    step_runner_uri="s3://assets/4567efab.py",
+    training_image_uri="training-image",
+    processing_image_uri="processing-image",
+    evaluation_image_uri="evaluation-image",
+    serving_image_uri="serving-image",
+)
+
+
+@pytest.fixture(scope="module")
+def definitions(synthesized_app) -> dict[str, dict[str, Any]]:
+    found = {}
+    for stage in STAGE_NAMES:
+        resources = synthesized_app.template(stage, "Pipeline")["Resources"]
+        (pipeline,) = [r for r in resources.values() if r["Type"] == "AWS::SageMaker::Pipeline"]
+        body, _ = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+        found[stage] = json.loads(body)
+    return found
+
+
+def steps_of(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    steps = {step["Name"]: step for step in definition["Steps"]}
+    for step in definition["Steps"]:
+        for branch in ("IfSteps", "ElseSteps"):
+            steps.update({inner["Name"]: inner for inner in step.get("Arguments", {}).get(branch, [])})
+    return steps
+
+
+def parameters_of(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {parameter["Name"]: parameter for parameter in definition["Parameters"]}
+
+
+def training_job(definition: dict[str, Any]) -> dict[str, Any]:
+    return steps_of(definition)[spec.StepName.TUNE]["Arguments"]["TrainingJobDefinition"]
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_steps_run_in_the_spec_order_with_data_dependencies(definitions, stage):
+    definition = definitions[stage]
+    assert [step["Name"] for step in definition["Steps"]] == list(spec.STEP_ORDER[:4])
+    text = {name: json.dumps(step) for name, step in steps_of(definition).items()}
+    assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['train']" in text[spec.StepName.TUNE]
+    assert "Steps.Tune.TrainingJobSummaries[0].TrainingJobName" in text[spec.StepName.EVALUATE]
+    assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['test']" in text[spec.StepName.EVALUATE]
+    check = steps_of(definition)[spec.StepName.CHECK_ACCURACY]["Arguments"]
+    assert [step["Name"] for step in check["IfSteps"]] == [spec.REGISTER_MODEL_STEP]
+    assert [step["Name"] for step in check["ElseSteps"]] == [spec.StepName.ACCURACY_TOO_LOW]
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_parameters_default_to_the_stage_config(definitions, stage_configs, stage):
+    config = stage_configs[stage]
+    parameters = parameters_of(definitions[stage])
+    defaults = {name: parameter["DefaultValue"] for name, parameter in parameters.items()}
+    assert defaults == {
+        "InputDataUri": "s3://${DataBucket}/raw/",
+        "ProcessingInstanceType": config.processing.instance_type,
+        "TrainingInstanceType": config.training.instance_type,
+        "TrainingInstanceCount": config.training.instance_count,
+        "MaxRuntimeSeconds": config.training.max_runtime_seconds,
+        "MaxWaitSeconds": config.training.max_wait_seconds,
+        "TuningMaxJobs": config.pipeline.tuning_max_jobs,
+        "TuningMaxParallelJobs": config.pipeline.tuning_max_parallel_jobs,
+        "AccuracyThreshold": config.pipeline.accuracy_threshold,
+        "ModelApprovalStatus": "PendingManualApproval",
+        "ServingImageUri": "${Serving}",
+    }
+    assert defaults["MaxWaitSeconds"] >= defaults["MaxRuntimeSeconds"]
+    assert set(parameters["TrainingInstanceType"]["EnumValues"]) == GPU_TRAINING_INSTANCE_TYPES
+    assert set(parameters["ModelApprovalStatus"]["EnumValues"]) == set(spec.APPROVAL_STATUSES)
+
+
+def test_threshold_and_tuning_budget_differ_per_stage(definitions):
+    thresholds = {
+        stage: parameters_of(definitions[stage])["AccuracyThreshold"]["DefaultValue"] for stage in STAGE_NAMES
+    }
+    assert thresholds["dev"] < thresholds["prod"]
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_every_trial_runs_on_spot_with_checkpoints_and_bounded_time(definitions, stage):
+    job = training_job(definitions[stage])
+    assert job["EnableManagedSpotTraining"] is True
+    assert job["CheckpointConfig"] == {"S3Uri": f"s3://${{ArtifactsBucket}}/checkpoints/mlopskit-{stage}-training"}
+    assert job["StoppingCondition"] == {
+        "MaxRuntimeInSeconds": {"Get": "Parameters.MaxRuntimeSeconds"},
+        "MaxWaitTimeInSeconds": {"Get": "Parameters.MaxWaitSeconds"},
+    }
+    assert job["HyperParameterTuningResourceConfig"]["InstanceType"] == {"Get": "Parameters.TrainingInstanceType"}
+    assert job["HyperParameterTuningResourceConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+    assert job["OutputDataConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+    assert job["EnableInterContainerTrafficEncryption"] is True
+    static = job["StaticHyperParameters"]
+    assert static["sagemaker_torch_distributed_enabled"] == "true"
+    assert static["sagemaker_program"] == '"train.py"'
+    assert static["sagemaker_region"] == '"${AWS::Region}"'
+    assert static["sagemaker_job_name"] == f'"mlopskit-{stage}-training"'
+
+
+def test_without_spot_there_is_no_max_wait(stage_configs):
+    config = stage_configs["dev"].model_copy(
+        update={"training": stage_configs["dev"].training.model_copy(update={"use_spot": False})}
+    )
+    definition = pipeline_definition(config, TARGETS)
+    job = training_job(definition)
+    assert job.get("EnableManagedSpotTraining", False) is False
+    assert "MaxWaitTimeInSeconds" not in job["StoppingCondition"]
+    assert "MaxWaitSeconds" not in parameters_of(definition)
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_tuning_searches_the_spec_space_for_the_shared_objective(definitions, stage):
+    tuning = steps_of(definitions[stage])[spec.StepName.TUNE]["Arguments"]["HyperParameterTuningJobConfig"]
+    assert tuning["Strategy"] == "Bayesian"
+    assert tuning["HyperParameterTuningJobObjective"] == {"Type": "Maximize", "MetricName": TUNING_OBJECTIVE_METRIC}
+    assert tuning["TrainingJobEarlyStoppingType"] == "Auto"
+    assert tuning["ResourceLimits"] == {
+        "MaxNumberOfTrainingJobs": {"Get": "Parameters.TuningMaxJobs"},
+        "MaxParallelTrainingJobs": {"Get": "Parameters.TuningMaxParallelJobs"},
+    }
+    ranges = tuning["ParameterRanges"]
+    (learning_rate,) = ranges["ContinuousParameterRanges"][:1]
+    assert learning_rate == {
+        "Name": "learning-rate",
+        "MinValue": "0.0001",
+        "MaxValue": "0.01",
+        "ScalingType": "Logarithmic",
+    }
+    names = {r["Name"] for kind in ("ContinuousParameterRanges", "CategoricalParameterRanges") for r in ranges[kind]}
+    assert names == {dimension.hyperparameter for dimension in spec.SEARCH_SPACE}
+    assert training_job(definitions[stage])["AlgorithmSpecification"]["MetricDefinitions"] == METRIC_DEFINITIONS
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_register_only_when_accuracy_reaches_the_threshold(definitions, stage):
+    steps = steps_of(definitions[stage])
+    (condition,) = steps[spec.StepName.CHECK_ACCURACY]["Arguments"]["Conditions"]
+    assert condition["Type"] == "GreaterThanOrEqualTo"
+    assert condition["LeftValue"]["Std:JsonGet"]["Path"] == ACCURACY_JSON_PATH
+    assert condition["LeftValue"]["Std:JsonGet"]["PropertyFile"] == {
+        "Get": f"Steps.Evaluate.PropertyFiles.{spec.EVALUATION_PROPERTY_FILE}"
+    }
+    assert condition["RightValue"] == {"Get": "Parameters.AccuracyThreshold"}
+    failure = json.dumps(steps[spec.StepName.ACCURACY_TOO_LOW]["Arguments"]["ErrorMessage"])
+    assert ACCURACY_JSON_PATH in failure, "the failure message carries the measured accuracy"
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_register_step_targets_the_stage_group_with_metrics_and_approval_parameter(definitions, stage):
+    register = steps_of(definitions[stage])[spec.REGISTER_MODEL_STEP]["Arguments"]
+    assert register["ModelPackageGroupName"] == f"mlopskit-{stage}-models"
+    assert register["ModelApprovalStatus"] == {"Get": "Parameters.ModelApprovalStatus"}
+    statistics = register["ModelMetrics"]["ModelQuality"]["Statistics"]
+    assert statistics["ContentType"] == "application/json"
+    assert statistics["S3Uri"]["Std:Join"]["Values"] == [
+        {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
+        "evaluation.json",
+    ]
+    inference = register["InferenceSpecification"]
+    assert inference["SupportedContentTypes"] == list(REQUEST_CONTENT_TYPES)
+    assert inference["Containers"][0]["Image"] == {"Get": "Parameters.ServingImageUri"}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_processing_steps_run_the_bundle_through_the_step_runner_encrypted(definitions, stage_configs, stage):
+    steps = steps_of(definitions[stage])
+    for name, module in (
+        (spec.StepName.PREPROCESS, spec.PREPROCESS_MODULE),
+        (spec.StepName.EVALUATE, spec.EVALUATE_MODULE),
+    ):
+        arguments = steps[name]["Arguments"]
+        assert arguments["AppSpecification"]["ContainerArguments"][:3] == ["--bundle-dir", str(spec.BUNDLE_DIR), module]
+        assert arguments["ProcessingResources"]["ClusterConfig"]["VolumeKmsKeyId"] == "${KmsKeyArn}"
+        assert arguments["ProcessingOutputConfig"]["KmsKeyId"] == "${KmsKeyArn}"
+        network = arguments["NetworkConfig"]
+        assert network["EnableInterContainerTrafficEncryption"] is True
+        assert network["EnableNetworkIsolation"] is stage_configs[stage].pipeline.network_isolation
+        assert arguments["RoleArn"] == "${ExecutionRoleArn}"
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_job_steps_retry_capacity_and_throttling_and_cache_as_configured(definitions, stage_configs, stage):
+    steps = steps_of(definitions[stage])
+    for name in (spec.StepName.PREPROCESS, spec.StepName.TUNE, spec.StepName.EVALUATE):
+        retried = {kind for policy in steps[name]["RetryPolicies"] for kind in policy["ExceptionType"]}
+        assert {"SageMaker.CAPACITY_ERROR", "Step.THROTTLING"} <= retried
+        assert steps[name]["CacheConfig"]["Enabled"] is stage_configs[stage].pipeline.enable_step_caching
+
+
+def test_warm_start_adds_the_model_channel_bound_to_the_parameter(stage_configs):
+    plain = pipeline_definition(stage_configs["dev"], TARGETS)
+    assert "PreviousModelUri" not in parameters_of(plain)
+    assert "model" not in {channel["ChannelName"] for channel in training_job(plain)["InputDataConfig"]}
+    previous = "s3://artifacts/models/previous/model.tar.gz"
+    config = stage_configs["dev"].model_copy(
+        update={"pipeline": stage_configs["dev"].pipeline.model_copy(update={"warm_start_model_uri": previous})}
+    )
+    warm = pipeline_definition(config, TARGETS)
+    assert parameters_of(warm)["PreviousModelUri"]["DefaultValue"] == previous
+    (channel,) = [c for c in training_job(warm)["InputDataConfig"] if c["ChannelName"] == "model"]
+    assert channel["DataSource"]["S3DataSource"]["S3Uri"] == {"Get": "Parameters.PreviousModelUri"}
+
+
+def test_training_code_is_the_bundle_object_with_or_without_network_isolation(stage_configs):
+    job = training_job(pipeline_definition(stage_configs["dev"], TARGETS))
+    assert job["StaticHyperParameters"]["sagemaker_submit_directory"] == f'"{TARGETS.code_bundle_uri}"'
+    isolated = stage_configs["dev"].model_copy(
+        update={"pipeline": stage_configs["dev"].pipeline.model_copy(update={"network_isolation": True})}
+    )
+    job = training_job(pipeline_definition(isolated, TARGETS))
+    assert job["EnableNetworkIsolation"] is True
+    assert job["StaticHyperParameters"]["sagemaker_submit_directory"] == '"/opt/ml/input/data/code/0123abcd.tar.gz"'
+    (code,) = [c for c in job["InputDataConfig"] if c["ChannelName"] == "code"]
+    assert code["DataSource"]["S3DataSource"]["S3Uri"] == TARGETS.code_bundle_uri
+
+
+def test_building_twice_gives_the_same_definition(stage_configs):
+    assert pipeline_definition(stage_configs["prod"], TARGETS) == pipeline_definition(stage_configs["prod"], TARGETS)
