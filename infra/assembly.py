@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any
-
 from aws_cdk import App
 
-from infra.config import load_stage_configs
+from infra.config import PROJECT_ROOT, cdk_json_context, load_stage_configs
 from infra.security import enable_security_checks
 from infra.stage import MlopsStage
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CDK_JSON = PROJECT_ROOT / "cdk.json"
+__all__ = ["PROJECT_ROOT", "build_app", "cdk_json_context"]
 
 
 def build_app(app: App) -> list[MlopsStage]:
     stages = [MlopsStage(app, config) for config in load_stage_configs(app.node.get_all_context())]
     enable_security_checks(app)
     return stages
-
-
-def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
-    """The context that `npx cdk` passes to app.py, for building the app in-process (tests, tools)."""
-    return json.loads(path.read_text())["context"]

@@ -8,13 +8,16 @@ with `-c project_name=...`, `-c <stage>.<dotted.key>=<value>` (e.g. `-c prod.acc
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -22,6 +25,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CDK_JSON = PROJECT_ROOT / "cdk.json"
 
 STAGE_NAMES: tuple[str, ...] = ("dev", "staging", "prod")
 StageName = Literal["dev", "staging", "prod"]
@@ -212,9 +218,14 @@ def _s3_uri(value: str) -> str:
     return value
 
 
+def _comma_list(value: Any) -> Any:
+    """`-c dev.pipeline.vpc.subnet_ids=subnet-1,subnet-2` arrives as one string."""
+    return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
+
+
 class VpcSettings(_Section):
-    subnet_ids: Annotated[list[str], AfterValidator(_subnet_ids)]
-    security_group_ids: Annotated[list[str], AfterValidator(_security_group_ids)]
+    subnet_ids: Annotated[list[str], BeforeValidator(_comma_list), AfterValidator(_subnet_ids)]
+    security_group_ids: Annotated[list[str], BeforeValidator(_comma_list), AfterValidator(_security_group_ids)]
 
 
 class PipelineSettings(_Section):
@@ -275,6 +286,11 @@ class StageConfig(_Section):
     @property
     def all_tags(self) -> dict[str, str]:
         return {**self.tags, "project": self.project_name, "stage": self.name}
+
+
+def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
+    """The context that `npx cdk` passes to app.py, for tools and tests that read the config without the CLI."""
+    return json.loads(path.read_text())["context"]
 
 
 def load_stage_configs(context: Mapping[str, Any]) -> list[StageConfig]:

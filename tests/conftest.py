@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -13,9 +14,12 @@ from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
 
-from infra.assembly import cdk_json_context  # noqa: E402
 from infra.cloud_assembly import SynthesizedStack, synthesized_stacks  # noqa: E402
-from infra.config import StageConfig, load_stage_configs  # noqa: E402
+from infra.config import (  # noqa: E402
+    StageConfig,
+    cdk_json_context,  # noqa: E402
+    load_stage_configs,
+)
 from tests.offline import offline_without_credentials  # noqa: E402
 
 # Skips asset bundling: templates and asset hashes stay the same, and tests need no Docker.

@@ -66,6 +66,8 @@ class ExecutionRoles(Construct):
         self._grant_job_storage(storage)
         self._grant_job_logs_metrics_and_images()
         self._grant_pipeline(config, storage)
+        if config.pipeline.vpc:
+            self._grant_vpc_network_interfaces()
 
     def _grant_job_storage(self, storage: Storage) -> None:
         per_job_keys = (
@@ -196,6 +198,27 @@ class ExecutionRoles(Construct):
             [storage.artifacts.arn_for_objects(f"{ArtifactPrefix.PIPELINE_RUNS}*")],
             wildcard_reason="The pipeline reads step property files (evaluation.json) that each execution writes "
             "under its own keys; limited to the pipeline-runs/ prefix of the artifacts bucket.",
+        )
+
+    def _grant_vpc_network_interfaces(self) -> None:
+        """Jobs in the stage's VPC: SageMaker attaches their network interfaces as the execution role."""
+        self._allow(
+            self.sagemaker_execution,
+            "AttachJobsToVpc",
+            [
+                "ec2:CreateNetworkInterface",
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeSecurityGroups",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeVpcs",
+            ],
+            ["*"],
+            wildcard_reason="SageMaker creates and deletes job network interfaces whose ids exist only at run time, "
+            "and the EC2 Describe actions support no resource-level permissions.",
         )
 
     @staticmethod

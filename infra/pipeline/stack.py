@@ -60,22 +60,8 @@ class PipelineStack(Stack):
             ],
         )
         images = FrameworkImages(self, "FrameworkImages")
-        targets = PipelineTargets(
-            region="${AWS::Region}",
-            execution_role_arn=ROLE_PLACEHOLDER,
-            kms_key_arn="${KmsKeyArn}",
-            data_bucket="${DataBucket}",
-            artifacts_bucket="${ArtifactsBucket}",
-            code_bundle_uri=f"s3://${{CodeBucket}}/{code_bundle.s3_object_key}",
-            step_runner_uri=f"s3://${{CodeBucket}}/{step_runner.s3_object_key}",
-            training_image_uri=f"${{{FrameworkImage.TRAINING}}}",
-            processing_image_uri=f"${{{FrameworkImage.PREPROCESSING}}}",
-            evaluation_image_uri=f"${{{FrameworkImage.EVALUATION}}}",
-            serving_image_uri=f"${{{FrameworkImage.SERVING}}}",
-        )
-        body = json.dumps(pipeline_definition(config, targets), sort_keys=True)
-        body = body.replace(ROLE_PLACEHOLDER, "${ExecutionRoleArn}")
-        self.definition_body = body
+        targets = substitution_targets(code_bundle.s3_object_key, step_runner.s3_object_key)
+        body = definition_body(config, targets)
         self.pipeline = sagemaker.CfnPipeline(
             self,
             "Pipeline",
@@ -128,6 +114,29 @@ class PipelineStack(Stack):
         )
         rule.add_target(_PipelineTarget(pipeline_arn, starter))
         rule.node.add_dependency(self.pipeline)
+
+
+def substitution_targets(code_bundle_key: str, step_runner_key: str) -> PipelineTargets:
+    """Targets whose values are the `Fn::Sub` variables (see SUBSTITUTED) that CloudFormation fills in."""
+    return PipelineTargets(
+        region="${AWS::Region}",
+        execution_role_arn=ROLE_PLACEHOLDER,
+        kms_key_arn="${KmsKeyArn}",
+        data_bucket="${DataBucket}",
+        artifacts_bucket="${ArtifactsBucket}",
+        code_bundle_uri=f"s3://${{CodeBucket}}/{code_bundle_key}",
+        step_runner_uri=f"s3://${{CodeBucket}}/{step_runner_key}",
+        training_image_uri=f"${{{FrameworkImage.TRAINING}}}",
+        processing_image_uri=f"${{{FrameworkImage.PREPROCESSING}}}",
+        evaluation_image_uri=f"${{{FrameworkImage.EVALUATION}}}",
+        serving_image_uri=f"${{{FrameworkImage.SERVING}}}",
+    )
+
+
+def definition_body(config: StageConfig, targets: PipelineTargets) -> str:
+    """The definition as the template carries it: the role placeholder already turned into its variable."""
+    body = json.dumps(pipeline_definition(config, targets), sort_keys=True)
+    return body.replace(ROLE_PLACEHOLDER, "${ExecutionRoleArn}")
 
 
 @jsii.implements(events.IRuleTarget)

@@ -171,3 +171,46 @@ def test_logs_and_images_are_scoped(role_statements, stage):
     images = [rendered(r) for r in as_list(execution["PullAwsFrameworkImages"]["Resource"])]
     assert all(image.startswith("arn:${AWS::Partition}:ecr:${AWS::Region}:*:repository/") for image in images)
     assert not [image for image in images if image.endswith("/*")]
+
+
+def test_jobs_in_a_vpc_get_network_interface_permissions_and_the_vpc_config(cdk_context):
+    from aws_cdk import App
+    from aws_cdk.assertions import Match, Template
+
+    from infra.assembly import build_app
+    from tests.conftest import NO_BUNDLING
+
+    context = {
+        **cdk_context,
+        **NO_BUNDLING,
+        "stage": "dev",
+        "dev.pipeline.vpc.subnet_ids": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+        "dev.pipeline.vpc.security_group_ids": "sg-0123456789abcdef0",
+    }
+    (stage,) = build_app(App(context=context))
+    foundation = Template.from_stack(stage.foundation)
+    foundation.has_resource_properties(
+        "AWS::IAM::Policy",
+        {
+            "PolicyDocument": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {"Sid": "AttachJobsToVpc", "Action": Match.array_with(["ec2:CreateNetworkInterface"])}
+                        )
+                    ]
+                )
+            }
+        },
+    )
+    body = str(Template.from_stack(stage.pipeline).to_json())
+    assert "subnet-0123456789abcdef1" in body
+    assert "sg-0123456789abcdef0" in body
+
+
+def test_without_a_vpc_there_are_no_ec2_permissions(role_statements):
+    assert all(
+        not any(action.startswith("ec2:") for action in as_list(statement["Action"]))
+        for statements in role_statements("prod").values()
+        for statement in statements.values()
+    )

@@ -1,0 +1,135 @@
+"""`mlops`: the operator's command line. Every error is one line on stderr and a non-zero exit.
+
+AWS access is plain boto3: credentials, region and endpoint come from the standard settings (AWS_PROFILE,
+AWS_REGION, AWS_ENDPOINT_URL), so the same commands work against an account or an embedded AWS.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import boto3
+import typer
+from botocore.exceptions import BotoCoreError, ClientError
+
+from infra import naming
+from infra.config import STAGE_NAMES, StageConfig, StageConfigError, cdk_json_context, load_stage_configs
+from pipelines import spec
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline of a stage.")
+app.add_typer(pipeline_app, name="pipeline")
+
+Stage = Annotated[str, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")]
+
+
+class CommandError(Exception):
+    """A refusal or failure to report as one line."""
+
+
+def one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except (CommandError, StageConfigError, ValueError, ClientError, BotoCoreError) as error:
+            typer.echo(f"error: {' '.join(str(error).split())}", err=True)
+            raise typer.Exit(1) from None
+
+    return run
+
+
+def stage_config(stage: str) -> StageConfig:
+    (config,) = load_stage_configs({**cdk_json_context(), "stage": stage})
+    return config
+
+
+def parse_parameters(config: StageConfig, assignments: list[str]) -> dict[str, str | int | float]:
+    """NAME=VALUE pairs checked against the pipeline's parameters: known names, right types, allowed values."""
+    specs = {parameter.name: parameter for parameter in spec.parameter_specs(config, "<data bucket>", "<image>")}
+    values: dict[str, str | int | float] = {}
+    for assignment in assignments:
+        name, separator, text = assignment.partition("=")
+        if not separator:
+            raise CommandError(f"--param {assignment!r}: expected NAME=VALUE")
+        if name not in specs:
+            raise CommandError(f"unknown pipeline parameter {name!r}; known: {', '.join(specs)}")
+        values[name] = specs[name].parse(text)
+    if spec.ParameterName.MAX_WAIT_SECONDS in specs:
+        effective = {name: values.get(name, parameter.default) for name, parameter in specs.items()}
+        runtime, wait = (
+            effective[spec.ParameterName.MAX_RUNTIME_SECONDS],
+            effective[spec.ParameterName.MAX_WAIT_SECONDS],
+        )
+        if wait < runtime:
+            raise CommandError(f"MaxWaitSeconds ({wait}) must be >= MaxRuntimeSeconds ({runtime}) for spot training")
+    return values
+
+
+@pipeline_app.command("start")
+@one_line_errors
+def start(
+    stage: Stage,
+    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE, repeatable")] = [],  # noqa: B006
+) -> None:
+    """Start the stage's pipeline, optionally overriding parameters; prints the execution ARN."""
+    config = stage_config(stage)
+    values = parse_parameters(config, param)
+    response = boto3.client("sagemaker").start_pipeline_execution(
+        PipelineName=naming.pipeline_name(config),
+        PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in values.items()],
+    )
+    typer.echo(response["PipelineExecutionArn"])
+
+
+@pipeline_app.command("status")
+@one_line_errors
+def status(
+    execution_arn: Annotated[str | None, typer.Argument(help="an execution ARN; default: the stage's latest")] = None,
+    stage: Annotated[str | None, typer.Option("--stage", "-s", help="whose latest execution to show")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show an execution's status (the latest of --stage when no ARN is given)."""
+    client = boto3.client("sagemaker")
+    if execution_arn is None:
+        if stage is None:
+            raise CommandError("give an EXECUTION_ARN or --stage to show that stage's latest execution")
+        name = naming.pipeline_name(stage_config(stage))
+        executions = client.list_pipeline_executions(
+            PipelineName=name, SortBy="CreationTime", SortOrder="Descending", MaxResults=1
+        )["PipelineExecutionSummaries"]
+        if not executions:
+            raise CommandError(
+                f"pipeline {name} has no executions yet; start one with: mlops pipeline start -s {stage}"
+            )
+        execution_arn = executions[0]["PipelineExecutionArn"]
+    execution = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
+    summary = {
+        "execution": execution_arn,
+        "status": execution["PipelineExecutionStatus"],
+        "created": str(execution.get("CreationTime", "")),
+        "last_modified": str(execution.get("LastModifiedTime", "")),
+        "failure_reason": execution.get("FailureReason", ""),
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=1))
+    else:
+        typer.echo("\n".join(f"{key:>14}: {value}" for key, value in summary.items() if value))
+
+
+@pipeline_app.command("definition")
+@one_line_errors
+def definition(stage: Stage) -> None:
+    """Print the stage's pipeline definition, with the ${...} placeholders CloudFormation fills in at deploy."""
+    from infra.pipeline.stack import definition_body, substitution_targets
+
+    config = stage_config(stage)
+    body = definition_body(config, substitution_targets("<code-bundle>.tar.gz", "<step-runner>.py"))
+    typer.echo(json.dumps(json.loads(body), indent=1))
+
+
+def main() -> None:
+    app()
