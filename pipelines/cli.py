@@ -58,14 +58,14 @@ def parse_parameters(config: StageConfig, assignments: list[str]) -> dict[str, s
         if name not in specs:
             raise CommandError(f"unknown pipeline parameter {name!r}; known: {', '.join(specs)}")
         values[name] = specs[name].parse(text)
-    if spec.ParameterName.MAX_WAIT_SECONDS in specs:
-        effective = {name: values.get(name, parameter.default) for name, parameter in specs.items()}
-        runtime, wait = (
-            effective[spec.ParameterName.MAX_RUNTIME_SECONDS],
-            effective[spec.ParameterName.MAX_WAIT_SECONDS],
-        )
-        if wait < runtime:
-            raise CommandError(f"MaxWaitSeconds ({wait}) must be >= MaxRuntimeSeconds ({runtime}) for spot training")
+    effective = {name: values.get(name, parameter.default) for name, parameter in specs.items()}
+    ordered = [
+        (spec.ParameterName.MAX_RUNTIME_SECONDS, spec.ParameterName.MAX_WAIT_SECONDS, "for spot training"),
+        (spec.ParameterName.TUNING_MAX_PARALLEL_JOBS, spec.ParameterName.TUNING_MAX_JOBS, "in one tuning job"),
+    ]
+    for smaller, larger, why in ordered:
+        if larger in effective and effective[larger] < effective[smaller]:
+            raise CommandError(f"{larger} ({effective[larger]}) must be >= {smaller} ({effective[smaller]}) {why}")
     return values
 
 
@@ -105,7 +105,7 @@ def status(
             raise CommandError(
                 f"pipeline {name} has no executions yet; start one with: mlops pipeline start -s {stage}"
             )
-        execution_arn = executions[0]["PipelineExecutionArn"]
+        execution_arn = max(executions, key=lambda summary: summary["StartTime"])["PipelineExecutionArn"]
     execution = client.describe_pipeline_execution(PipelineExecutionArn=execution_arn)
     summary = {
         "execution": execution_arn,
@@ -133,3 +133,7 @@ def definition(stage: Stage) -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

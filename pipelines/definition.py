@@ -153,6 +153,8 @@ def build_pipeline(config: StageConfig, targets: PipelineTargets) -> Pipeline:
         name=pipeline_name,
         parameters=list(parameters.values()),
         steps=[preprocess, tune, evaluate, check],
+        # No SageMaker Experiments tracking: nothing reads it, and it would need its own permissions.
+        pipeline_experiment_config=None,
         sagemaker_session=session,
     )
 
@@ -289,11 +291,18 @@ class _StepBuilder:
             use_spot_instances=training.use_spot,
             max_run=self.parameters[ParameterName.MAX_RUNTIME_SECONDS],
             max_wait=self.parameters.get(ParameterName.MAX_WAIT_SECONDS),
-            # Each trial checkpoints under its own job name inside this prefix (training_code.train does that).
-            checkpoint_s3_uri=f"s3://{self.targets.artifacts_bucket}/{ArtifactPrefix.CHECKPOINTS}{pipeline_name}",
-            output_path=f"s3://{self.targets.artifacts_bucket}/{ArtifactPrefix.MODELS}{pipeline_name}",
-            code_location=f"s3://{self.targets.artifacts_bucket}/{ArtifactPrefix.PIPELINE_RUNS}{pipeline_name}/code",
-            volume_kms_key=self.targets.kms_key_arn,
+            # One prefix per execution (SageMaker copies the whole prefix into every trial), in which each trial
+            # checkpoints under its own job name (training_code.train does that).
+            checkpoint_s3_uri=Join(
+                on="/",
+                values=[
+                    f"s3://{self.targets.artifacts_bucket}/{ArtifactPrefix.CHECKPOINTS}{pipeline_name}",
+                    _EXECUTION_ID,
+                ],
+            ),
+            output_path=f"s3://{self.targets.artifacts_bucket}/{self._models_prefix()}",
+            # No volume key: SageMaker refuses one for GPU types with local NVMe storage (g4dn, g5, g6, g6e), whose
+            # instance storage is encrypted by the hardware. Outputs are encrypted with the stage key.
             output_kms_key=self.targets.kms_key_arn,
             encrypt_inter_container_traffic=True,
             enable_network_isolation=self.config.pipeline.network_isolation,
@@ -301,7 +310,6 @@ class _StepBuilder:
             security_group_ids=self.network.security_group_ids,
             # torchrun on every job: one process per GPU, and DDP across instances when there are several.
             distribution={"torch_distributed": {"enabled": True}},
-            metric_definitions=METRIC_DEFINITIONS,
             hyperparameters=spec.static_hyperparameters(),
             disable_profiler=True,
             debugger_hook_config=False,
@@ -336,12 +344,12 @@ class _StepBuilder:
             retry_policies=self.retries,
         )
 
+    def _models_prefix(self) -> str:
+        """Where the trials write their model.tar.gz; the best one is read back from here."""
+        return f"{ArtifactPrefix.MODELS}{naming.pipeline_name(self.config)}"
+
     def best_model_uri(self, tune: TuningStep) -> Join:
-        return tune.get_top_model_s3_uri(
-            top_k=0,
-            s3_bucket=self.targets.artifacts_bucket,
-            prefix=f"{ArtifactPrefix.MODELS}{naming.pipeline_name(self.config)}",
-        )
+        return tune.get_top_model_s3_uri(top_k=0, s3_bucket=self.targets.artifacts_bucket, prefix=self._models_prefix())
 
     def evaluate(self, preprocess: ProcessingStep, tune: TuningStep) -> tuple[ProcessingStep, PropertyFile]:
         processor = self._processor(
@@ -407,8 +415,13 @@ class _StepBuilder:
         step_args = model.register(
             content_types=list(REQUEST_CONTENT_TYPES),
             response_types=list(RESPONSE_CONTENT_TYPES),
-            inference_instances=sorted({inference.realtime.instance_type, inference.asynchronous.instance_type}),
-            transform_instances=[inference.batch_transform.instance_type],
+            inference_instances=sorted(
+                {mode.instance_type for mode in (inference.realtime, inference.asynchronous) if mode.enabled}
+            )
+            or None,
+            transform_instances=[inference.batch_transform.instance_type]
+            if inference.batch_transform.enabled
+            else None,
             model_package_group_name=naming.model_package_group_name(self.config),
             approval_status=self.parameters[ParameterName.MODEL_APPROVAL_STATUS],
             model_metrics=ModelMetrics(

@@ -52,6 +52,9 @@ class ParameterSpec:
     kind: type  # str, int, float
     default: str | int | float
     allowed: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    prefix: str | None = None
 
     def parse(self, text: str) -> str | int | float:
         """A command-line value as this parameter's type, or a ValueError naming the parameter and what it takes."""
@@ -61,6 +64,10 @@ class ParameterSpec:
             raise ValueError(f"parameter {self.name}: {text!r} is not a {self.kind.__name__}") from None
         if self.allowed and value not in self.allowed:
             raise ValueError(f"parameter {self.name}: {text!r} is not allowed; allowed: {', '.join(self.allowed)}")
+        if self.minimum is not None and not self.minimum <= value <= self.maximum:
+            raise ValueError(f"parameter {self.name}: {text!r} is outside [{self.minimum}, {self.maximum}]")
+        if self.prefix and not (value.startswith(self.prefix) and len(value) > len(self.prefix)):
+            raise ValueError(f"parameter {self.name}: {text!r} must start with {self.prefix}")
         return value
 
 
@@ -68,24 +75,33 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
     """The pipeline's parameters with this stage's defaults. MaxWait exists only with spot (SageMaker rejects it
     otherwise); PreviousModelUri only when the stage configures warm start."""
     training = config.training
+    seconds = {"minimum": 60, "maximum": 28 * 24 * 3600}
     specs = [
-        ParameterSpec(ParameterName.INPUT_DATA_URI, str, f"s3://{data_bucket}/{DataPrefix.RAW}"),
-        ParameterSpec(ParameterName.PROCESSING_INSTANCE_TYPE, str, config.processing.instance_type),
+        ParameterSpec(ParameterName.INPUT_DATA_URI, str, f"s3://{data_bucket}/{DataPrefix.RAW}", prefix="s3://"),
+        ParameterSpec(ParameterName.PROCESSING_INSTANCE_TYPE, str, config.processing.instance_type, prefix="ml."),
         ParameterSpec(
             ParameterName.TRAINING_INSTANCE_TYPE,
             str,
             training.instance_type,
             tuple(sorted(GPU_TRAINING_INSTANCE_TYPES)),
         ),
-        ParameterSpec(ParameterName.TRAINING_INSTANCE_COUNT, int, training.instance_count),
-        ParameterSpec(ParameterName.MAX_RUNTIME_SECONDS, int, training.max_runtime_seconds),
+        ParameterSpec(ParameterName.TRAINING_INSTANCE_COUNT, int, training.instance_count, minimum=1, maximum=16),
+        ParameterSpec(ParameterName.MAX_RUNTIME_SECONDS, int, training.max_runtime_seconds, **seconds),
     ]
     if training.use_spot:
-        specs.append(ParameterSpec(ParameterName.MAX_WAIT_SECONDS, int, training.max_wait_seconds))
+        specs.append(ParameterSpec(ParameterName.MAX_WAIT_SECONDS, int, training.max_wait_seconds, **seconds))
     specs += [
-        ParameterSpec(ParameterName.TUNING_MAX_JOBS, int, config.pipeline.tuning_max_jobs),
-        ParameterSpec(ParameterName.TUNING_MAX_PARALLEL_JOBS, int, config.pipeline.tuning_max_parallel_jobs),
-        ParameterSpec(ParameterName.ACCURACY_THRESHOLD, float, config.pipeline.accuracy_threshold),
+        ParameterSpec(ParameterName.TUNING_MAX_JOBS, int, config.pipeline.tuning_max_jobs, minimum=1, maximum=500),
+        ParameterSpec(
+            ParameterName.TUNING_MAX_PARALLEL_JOBS,
+            int,
+            config.pipeline.tuning_max_parallel_jobs,
+            minimum=1,
+            maximum=100,
+        ),
+        ParameterSpec(
+            ParameterName.ACCURACY_THRESHOLD, float, config.pipeline.accuracy_threshold, minimum=0.0, maximum=1.0
+        ),
         ParameterSpec(ParameterName.MODEL_APPROVAL_STATUS, str, APPROVAL_STATUSES[0], APPROVAL_STATUSES),
         ParameterSpec(ParameterName.SERVING_IMAGE_URI, str, serving_image_uri),
     ]

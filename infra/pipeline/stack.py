@@ -45,6 +45,7 @@ class PipelineStack(Stack):
         )
         code_bundle = s3_assets.Asset(self, "CodeBundle", path=str(build_bundle(BUILD_DIR / BUNDLE_NAME)))
         step_runner = s3_assets.Asset(self, "StepRunner", path=str(STEP_RUNNER))
+        code_objects = (code_bundle, step_runner)
         iam.Policy(
             self,
             "ReadPipelineCode",
@@ -52,11 +53,14 @@ class PipelineStack(Stack):
             statements=[
                 iam.PolicyStatement(
                     actions=["s3:GetObject"],
-                    resources=[
-                        f"arn:{Aws.PARTITION}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"
-                        for asset in (code_bundle, step_runner)
-                    ],
-                )
+                    resources=[f"arn:{Aws.PARTITION}:s3:::{a.s3_bucket_name}/{a.s3_object_key}" for a in code_objects],
+                ),
+                # Job inputs are S3 prefixes: SageMaker lists each object's key before downloading it.
+                iam.PolicyStatement(
+                    actions=["s3:ListBucket"],
+                    resources=[f"arn:{Aws.PARTITION}:s3:::{code_bundle.s3_bucket_name}"],
+                    conditions={"StringEquals": {"s3:prefix": [asset.s3_object_key for asset in code_objects]}},
+                ),
             ],
         )
         images = FrameworkImages(self, "FrameworkImages")

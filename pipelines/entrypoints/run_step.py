@@ -2,8 +2,8 @@
 
     python3 run_step.py --bundle-dir /opt/ml/processing/input/bundle MODULE [ARGUMENTS...]
 
-The project's code arrives as the bundle the training jobs use (one .tar.gz in BUNDLE_DIR, named by its content
-hash); this unpacks it and runs MODULE as __main__.
+The project's code arrives as the bundle the training jobs use: the one file in BUNDLE_DIR, a gzipped tar named
+by its content hash (CDK keeps only the last suffix, so it ends in .gz). This unpacks it and runs MODULE as __main__.
 """
 
 import runpy
@@ -17,9 +17,9 @@ def main() -> None:
     if len(sys.argv) < 4 or sys.argv[1] != "--bundle-dir":
         sys.exit("usage: run_step.py --bundle-dir DIR MODULE [ARGUMENTS...]")
     bundle_dir, module, arguments = Path(sys.argv[2]), sys.argv[3], sys.argv[4:]
-    bundles = sorted(bundle_dir.glob("*.tar.gz"))
+    bundles = sorted(path for path in bundle_dir.iterdir() if path.is_file())
     if len(bundles) != 1:
-        sys.exit(f"expected one code bundle (.tar.gz) in {bundle_dir}, found {[path.name for path in bundles]}")
+        sys.exit(f"expected one code bundle in {bundle_dir}, found {[path.name for path in bundles]}")
     code = tempfile.mkdtemp(prefix="code-")
     with tarfile.open(bundles[0]) as archive:
         archive.extractall(code, filter="data")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import boto3
 import pytest
@@ -53,6 +54,11 @@ def test_start_passes_typed_parameters_and_prints_the_execution(sagemaker):
         ("ModelApprovalStatus=Maybe", "error: parameter ModelApprovalStatus: 'Maybe' is not allowed; allowed:"),
         ("MaxWaitSeconds=60", "error: MaxWaitSeconds (60) must be >= MaxRuntimeSeconds (3600) for spot training"),
         ("TuningMaxJobs", "error: --param 'TuningMaxJobs': expected NAME=VALUE"),
+        ("AccuracyThreshold=95", "error: parameter AccuracyThreshold: '95' is outside [0.0, 1.0]"),
+        ("AccuracyThreshold=nan", "error: parameter AccuracyThreshold: 'nan' is outside [0.0, 1.0]"),
+        ("TrainingInstanceCount=0", "error: parameter TrainingInstanceCount: '0' is outside [1, 16]"),
+        ("InputDataUri=/data", "error: parameter InputDataUri: '/data' must start with s3://"),
+        ("TuningMaxParallelJobs=9", "error: TuningMaxJobs (4) must be >= TuningMaxParallelJobs (9) in one tuning job"),
     ],
 )
 def test_start_refuses_bad_parameters_in_one_line_and_starts_nothing(sagemaker, parameter, message):
@@ -77,16 +83,13 @@ def test_start_of_a_pipeline_that_is_not_deployed_fails_in_one_line(sagemaker):
 
 def test_status_of_an_execution_and_of_the_stage_latest(sagemaker):
     first = mlops("pipeline", "start", "-s", "dev").output.strip()
+    time.sleep(1.1)  # start times have a resolution of one second
     latest = mlops("pipeline", "start", "-s", "dev").output.strip()
     by_arn = mlops("pipeline", "status", first, "--json")
     assert by_arn.exit_code == 0, by_arn.output
     assert json.loads(by_arn.output)["execution"] == first
-    newest = sagemaker.list_pipeline_executions(
-        PipelineName="mlopskit-dev-training", SortBy="CreationTime", SortOrder="Descending"
-    )["PipelineExecutionSummaries"][0]["PipelineExecutionArn"]
     by_stage = json.loads(mlops("pipeline", "status", "--stage", "dev", "--json").output)
-    assert by_stage["execution"] == newest
-    assert newest in {first, latest}
+    assert by_stage["execution"] == latest
     status = sagemaker.describe_pipeline_execution(PipelineExecutionArn=latest)["PipelineExecutionStatus"]
     assert f"status: {status}" in mlops("pipeline", "status", latest).output
 
