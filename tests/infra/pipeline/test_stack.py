@@ -7,10 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from sagemaker import image_uris
-
 from infra.config import STAGE_NAMES
-from infra.pipeline.images import IMAGE_SPECS, FrameworkImage, image_table
+from infra.pipeline.images import IMAGE_SPECS, FrameworkImage, image_table, sdk_image_uri
 from infra.pipeline.stack import ROLE_PLACEHOLDER, SUBSTITUTED
 from pipelines.bundle import STEP_RUNNER, TRAINING_ENTRY_POINT, build_bundle, bundle_members
 
@@ -76,14 +74,7 @@ def test_image_mapping_covers_the_commercial_regions(synthesized_app):
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2", "af-south-1", "sa-east-1"])
 def test_image_table_matches_the_sdk(region):
     for image, image_spec in IMAGE_SPECS.items():
-        assert image_table()[region][image] == image_uris.retrieve(
-            image_spec.framework,
-            region,
-            version=image_spec.version,
-            py_version=image_spec.py_version,
-            instance_type=image_spec.instance_type,
-            image_scope=image_spec.scope,
-        )
+        assert image_table()[region][image] == sdk_image_uri(image_spec, region)
 
 
 def test_code_bundle_is_reproducible_and_complete(tmp_path):
