@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from infra.config import STAGE_NAMES
 from infra.pipeline.images import IMAGE_SPECS, FrameworkImage, image_table, sdk_image_uri
 from infra.pipeline.stack import ROLE_PLACEHOLDER, SUBSTITUTED
