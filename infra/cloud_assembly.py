@@ -65,6 +65,6 @@ def security_findings(assembly_dir: Path) -> list[dict[str, Any]]:
     """Unacknowledged policy-validation violations (cdk-nag) recorded in the assembly's report."""
     report_path = assembly_dir / "validation-report.json"
     if not report_path.exists():
-        return []
+        raise FileNotFoundError(f"{report_path}: no policy-validation report; was the app synthesized with cdk-nag?")
     report = json.loads(report_path.read_text())
     return [violation for plugin in report["pluginReports"] for violation in plugin["violations"]]

@@ -59,7 +59,11 @@ def summarize(
             )
     console.print(resources, status)
 
-    unacknowledged = security_findings(assembly_dir)
+    try:
+        unacknowledged = security_findings(assembly_dir)
+    except FileNotFoundError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from None
     acknowledged = sum(len(stack.acknowledgements()) for stack in stacks)
     console.print(
         f"cdk-nag AwsSolutions: {len(unacknowledged)} unacknowledged findings, {acknowledged} acknowledged with reasons"

@@ -14,7 +14,8 @@ from training_code.contract import CHECKPOINT_FILE
 def save_checkpoint(directory: Path, state: dict[str, Any]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / CHECKPOINT_FILE
-    partial = directory / f".{CHECKPOINT_FILE}.{os.getpid()}.partial"
+    # A fixed name: one writer (rank 0), and no stray files accumulate in the synced checkpoint prefix.
+    partial = directory / f".{CHECKPOINT_FILE}.partial"
     with partial.open("wb") as file:
         torch.save(state, file)
         file.flush()

@@ -27,14 +27,15 @@ class Table:
 
 def read_table(path: Path, label_column: str, dtype: type = np.float32) -> Table:
     """Read one CSV file with a header row. Rows are numbered from 1, the first row after the header."""
-    with path.open(newline="", encoding="utf-8") as file:
-        rows = list(csv.reader(file))
-    if not rows or not any(cell.strip() for cell in rows[0]):
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark that would otherwise join the first name.
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    if not rows:
         raise DataError(f"{path}: empty file; expected a header row and data rows")
     header = [name.strip() for name in rows[0]]
     if label_column not in header:
         raise DataError(f"{path}: label column {label_column!r} not found; columns: {', '.join(header)}")
-    body = [row for row in rows[1:] if row]
+    body = rows[1:]
     if not body:
         raise DataError(f"{path}: no data rows after the header")
     for number, row in enumerate(body, start=1):
@@ -94,7 +95,8 @@ def class_labels(labels: np.ndarray) -> tuple[str, ...]:
     """The distinct labels in a stable order: numerically when every label is a number, else alphabetically."""
     distinct = set(labels.tolist())
     try:
-        return tuple(sorted(distinct, key=float))
+        # Ties ("1" and "1.0") are broken by the text, so the order never depends on set iteration order.
+        return tuple(sorted(distinct, key=lambda label: (float(label), label)))
     except ValueError:
         return tuple(sorted(distinct))
 

@@ -27,6 +27,14 @@ def epoch_line(epoch: int, train_loss: float, validation_loss: float, validation
     )
 
 
+def final_line(best_epoch: int, validation_loss: float, validation_accuracy: float) -> str:
+    """Printed last: SageMaker tuning reads the final value of the objective, which must be the saved model's."""
+    return (
+        f"final best_epoch={best_epoch} validation_loss={validation_loss:.6f} "
+        f"validation_accuracy={validation_accuracy:.6f}"
+    )
+
+
 def parse_metrics(log: str) -> dict[str, list[float]]:
     """Every value of each metric in a training log, in order, read with the same regexes as SageMaker."""
     return {

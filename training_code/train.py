@@ -41,7 +41,7 @@ from training_code.contract import (
 from training_code.data import DataError, Scaling, Table, class_labels, encode_labels, read_directory
 from training_code.failure import ArgumentParser, run_script
 from training_code.initializers import initialize, resolve_scheme
-from training_code.metrics import epoch_line
+from training_code.metrics import epoch_line, final_line
 from training_code.model import MLP, ModelConfig
 from training_code.optimizers import build_optimizer
 
@@ -246,7 +246,8 @@ class MixedPrecision:
 
     def __init__(self, mode: str, device: torch.device) -> None:
         self.enabled = mode == "on" or (mode == "auto" and device.type == "cuda")
-        bfloat16 = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+        # Native bfloat16 only (Ampere and newer): emulated bfloat16 on a T4 or V100 is slower than float16.
+        bfloat16 = device.type == "cpu" or torch.cuda.is_bf16_supported(including_emulation=False)
         self.dtype = torch.bfloat16 if bfloat16 else torch.float16
         self.device_type = device.type
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.enabled and self.dtype == torch.float16)
@@ -432,11 +433,8 @@ def train(arguments: argparse.Namespace) -> None:
             best_epoch=progress.best_epoch,
             state_dict={name: tensor.cpu() for name, tensor in model.state_dict().items()},
         ).save(arguments.model_dir)
-    log(
-        workers,
-        f"best_epoch={progress.best_epoch} best_validation_loss={progress.best_loss:.6f} "
-        f"best_validation_accuracy={progress.best_accuracy:.6f} seconds={time.perf_counter() - started:.1f}",
-    )
+    log(workers, final_line(progress.best_epoch, progress.best_loss, progress.best_accuracy))
+    log(workers, f"trained in {time.perf_counter() - started:.1f} s")
     workers.stop()
 
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
+from infra.foundation.removal import removal_policy
 
-# The account root may administer the key (so it can never become unmanageable) but not use it: without a key-use
-# grant to the root, IAM policies cannot extend use of the key beyond the principals named in the key policy.
+# The account root may administer the key (so it can never become unmanageable). Direct use is granted only to the
+# principals named in the key policy; other principals of the account (operators, CI) may use it only through S3, so
+# that IAM policies can let them put data in and read results out of the stage buckets, and do nothing else with it.
 KEY_ADMINISTRATION_ACTIONS = (
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",
@@ -60,7 +62,7 @@ class StageKey(Construct):
             enable_key_rotation=True,
             rotation_period=Duration.days(365),
             pending_window=Duration.days(7 if config.destroy_on_removal else 30),
-            removal_policy=RemovalPolicy.DESTROY if config.destroy_on_removal else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(config),
             policy=iam.PolicyDocument(
                 statements=[
                     iam.PolicyStatement(
@@ -68,7 +70,19 @@ class StageKey(Construct):
                         principals=[iam.AccountRootPrincipal()],
                         actions=list(KEY_ADMINISTRATION_ACTIONS),
                         resources=["*"],
-                    )
+                    ),
+                    iam.PolicyStatement(
+                        sid="AccountUsesKeyThroughS3",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=list(KEY_USE_ACTIONS),
+                        resources=["*"],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com",
+                                "kms:CallerAccount": Aws.ACCOUNT_ID,
+                            }
+                        },
+                    ),
                 ]
             ),
         )

@@ -107,7 +107,14 @@ class ExecutionRoles(Construct):
             "ListStagePrefixes",
             ["s3:ListBucket"],
             [storage.data.bucket_arn, storage.artifacts.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in (*DataPrefix, *ArtifactPrefix)]}},
+            # "raw" as well as "raw/...": SageMaker lists exactly the key prefix of an input URI, slash or not.
+            conditions={
+                "StringLike": {
+                    "s3:prefix": [
+                        p for prefix in (*DataPrefix, *ArtifactPrefix) for p in (prefix.rstrip("/"), f"{prefix}*")
+                    ]
+                }
+            },
         )
         self._allow(
             self.sagemaker_execution,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, Fn, RemovalPolicy
+from aws_cdk import Duration, Fn
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -12,6 +12,7 @@ from constructs import Construct
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import ArtifactPrefix
+from infra.foundation.removal import removal_policy
 from infra.naming import BucketPurpose
 from infra.security import acknowledge
 
@@ -82,7 +83,7 @@ class Storage(Construct):
             enforce_ssl=True,
             minimum_tls_version=1.2,
             versioned=True,
-            removal_policy=RemovalPolicy.DESTROY if destroy else RemovalPolicy.RETAIN,
+            removal_policy=removal_policy(self._config),
             auto_delete_objects=destroy,
             lifecycle_rules=[
                 *lifecycle_rules,

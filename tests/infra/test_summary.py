@@ -69,3 +69,10 @@ def test_summary_rejects_a_directory_without_stacks(tmp_path):
     result = summarize(tmp_path)
     assert result.exit_code == 1
     assert f"no stacks in {tmp_path}" in result.output
+
+
+def test_summary_fails_when_the_nag_report_is_missing(dev_assembly):
+    (dev_assembly / "validation-report.json").unlink()
+    result = summarize(dev_assembly)
+    assert result.exit_code == 1
+    assert "no policy-validation report" in result.output

@@ -24,8 +24,8 @@ FLAGS = ("--epochs", str(EPOCHS), "--patience", "100", "--hidden-sizes", "128,64
 
 
 def final_line(stdout: str) -> str:
-    (line,) = [line for line in stdout.splitlines() if line.startswith("best_epoch=")]
-    return line.rsplit(" seconds=", 1)[0]
+    (line,) = [line for line in stdout.splitlines() if line.startswith("final ")]
+    return line
 
 
 def test_killed_run_resumes_to_the_same_final_metrics_and_weights(splits, tmp_path):

@@ -70,11 +70,38 @@ def test_min_delta_ignores_improvements_smaller_than_it(train_in_process):
 def test_metric_lines_parse_with_the_regexes_sagemaker_gets(train_in_process, capsys):
     run = train_in_process(*QUICK)
     parsed = parse_metrics(capsys.readouterr().out)
+    best = run.history[run.metadata["best_epoch"] - 1]
     assert parsed == {
         "train:loss": [pytest.approx(e["train_loss"], abs=1e-6) for e in run.history],
-        "validation:loss": [pytest.approx(e["validation_loss"], abs=1e-6) for e in run.history],
-        "validation:accuracy": [pytest.approx(e["validation_accuracy"], abs=1e-6) for e in run.history],
+        "validation:loss": [pytest.approx(e["validation_loss"], abs=1e-6) for e in [*run.history, best]],
+        "validation:accuracy": [pytest.approx(e["validation_accuracy"], abs=1e-6) for e in [*run.history, best]],
     }
+
+
+def test_the_last_objective_value_is_the_saved_models(train_in_process, capsys):
+    """SageMaker tuning ranks a trial by the objective's final value: it must describe the weights that were saved."""
+    run = train_in_process(
+        "--epochs", "60", "--patience", "3", "--hidden-sizes", "256", "--dropout", "0",
+        "--weight-decay", "0", "--learning-rate", "0.01", "--batch-size", "16",
+    )  # fmt: skip
+    history, best_epoch = run.history, run.metadata["best_epoch"]
+    assert best_epoch < len(history), "stopped early, so the last epoch is not the best"
+    last_objective = parse_metrics(capsys.readouterr().out)["validation:accuracy"][-1]
+    assert last_objective == pytest.approx(history[best_epoch - 1]["validation_accuracy"], abs=1e-6)
+
+
+def test_mixed_precision_picks_native_bfloat16_else_float16_with_loss_scaling(monkeypatch):
+    from training_code.train import MixedPrecision
+
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    emulated_only = MixedPrecision("auto", cuda)
+    assert (emulated_only.enabled, emulated_only.dtype) == (True, torch.float16), "T4/V100: fp16, not emulated bf16"
+    assert emulated_only.scaler.is_enabled() or not torch.cuda.is_available()
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert MixedPrecision("auto", cuda).dtype == torch.bfloat16
+    assert MixedPrecision("off", cuda).enabled is False
+    assert MixedPrecision("auto", torch.device("cpu")).enabled is False
 
 
 def test_metric_regexes_read_every_number_format():
@@ -241,3 +268,23 @@ def test_each_sagemaker_job_checkpoints_under_its_own_name(train_in_process, tmp
     monkeypatch.setenv("TRAINING_JOB_NAME", "trial-002")
     train_in_process(*QUICK, "--learning-rate", "0.01")
     assert (run.checkpoint_dir / "trial-002" / "checkpoint.pt").exists(), "other hyperparameters, no refusal"
+
+
+def test_csv_quirks_of_real_exports_are_tolerated(train_in_process, splits, tmp_path):
+    """A byte-order mark, Windows line endings and whitespace-only lines, as spreadsheets write them."""
+    train_dir = tmp_path / "train"
+    train_dir.mkdir()
+    source = (splits.train / "train.csv").read_text().splitlines()
+    (train_dir / "train.csv").write_bytes(
+        ("\ufeff" + "\r\n".join([*source[:200], "  ", *source[200:]]) + "\r\n").encode()
+    )
+    run = train_in_process(*QUICK, "--train", str(train_dir))
+    assert run.metadata["feature_names"][0] == "pixel_0"
+    assert len(run.history) == 6
+
+
+def test_numeric_class_labels_order_is_stable_for_ties():
+    from training_code.data import class_labels
+
+    assert class_labels(np.array(["10", "1.0", "2", "1"])) == ("1", "1.0", "2", "10")
+    assert class_labels(np.array(["1", "1.0"])) == class_labels(np.array(["1.0", "1"]))

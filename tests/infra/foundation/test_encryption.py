@@ -35,7 +35,7 @@ def test_key_is_destroyed_only_in_dev(resources_of):
     assert the_key(resources_of, "dev")["DeletionPolicy"] == "Delete"
     assert the_key(resources_of, "dev")["Properties"]["PendingWindowInDays"] == 7
     for stage in ("staging", "prod"):
-        assert the_key(resources_of, stage)["DeletionPolicy"] == "Retain"
+        assert the_key(resources_of, stage)["DeletionPolicy"] == "RetainExceptOnCreate"
         assert the_key(resources_of, stage)["Properties"]["PendingWindowInDays"] == 30
 
 
@@ -44,7 +44,7 @@ def test_only_the_two_sagemaker_roles_may_use_the_key(resources_of, stage):
     statements = the_key(resources_of, stage)["Properties"]["KeyPolicy"]["Statement"]
     role_ids = sagemaker_role_ids(resources_of, stage)
     assert len(role_ids) == 2
-    grants = [s for s in statements if s["Sid"] != "AccountAdministersKey"]
+    grants = [s for s in statements if s["Sid"] not in ("AccountAdministersKey", "AccountUsesKeyThroughS3")]
     assert {s["Sid"] for s in grants} == {"RolesUseKey", "RolesGrantKeyToAwsResources"}
     for statement in grants:
         assert {principal["Fn::GetAtt"][0] for principal in statement["Principal"]["AWS"]} == role_ids
@@ -66,3 +66,15 @@ def test_aws_resource_grants_are_conditioned(resources_of, stage):
     statements = the_key(resources_of, stage)["Properties"]["KeyPolicy"]["Statement"]
     (grants,) = [s for s in statements if s["Action"] == "kms:CreateGrant"]
     assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_other_account_principals_use_the_key_only_through_s3(resources_of, stage):
+    """Operators and CI put data into the stage buckets; IAM decides who, the key policy only allows S3 as the path."""
+    statements = the_key(resources_of, stage)["Properties"]["KeyPolicy"]["Statement"]
+    (through_s3,) = [s for s in statements if s["Sid"] == "AccountUsesKeyThroughS3"]
+    assert sorted(through_s3["Action"]) == sorted(KEY_USE_ACTIONS)
+    assert ":root" in str(through_s3["Principal"])
+    conditions = through_s3["Condition"]["StringEquals"]
+    assert conditions["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
+    assert "s3." in str(conditions["kms:ViaService"]) and "AWS::Region" in str(conditions["kms:ViaService"])

@@ -122,7 +122,10 @@ def test_object_access_is_limited_to_the_documented_prefixes(role_statements, st
     }
     listing = execution["ListStagePrefixes"]
     assert sorted(r["Fn::GetAtt"][0] for r in listing["Resource"]) == sorted([data_bucket, artifacts_bucket])
-    assert listing["Condition"]["StringLike"]["s3:prefix"] == [f"{p}*" for p in (*DataPrefix, *ArtifactPrefix)]
+    prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
+    for prefix in (*DataPrefix, *ArtifactPrefix):
+        assert {prefix.rstrip("/"), f"{prefix}*"} <= set(prefixes), "with or without the input URI's trailing slash"
+    assert len(prefixes) == 2 * len([*DataPrefix, *ArtifactPrefix])
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
