@@ -53,7 +53,7 @@ ALLOWED_GPU_TRAINING_INSTANCE_TYPES = "; ".join(
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|[0-9]*xlarge)$")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
-_REGION = re.compile(r"^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-[0-9]$")
+_REGION = re.compile(r"^[a-z]{2,4}(?:-[a-z]+){1,2}-[0-9]$")
 # Bucket names are "<project>-<stage>-<purpose>-<account>-<region>" and must stay within S3's 63 characters.
 _PROJECT_NAME = re.compile(r"^[a-z][a-z0-9-]{1,14}[a-z0-9]$")
 
@@ -86,17 +86,24 @@ def _region(value: str) -> str:
     return value
 
 
+# S3 reserves these bucket-name prefixes.
+_RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+RESERVED_TAG_KEYS = ("project", "stage")
+
+
 def _project_name(value: str) -> str:
-    if not _PROJECT_NAME.match(value):
+    if not _PROJECT_NAME.match(value) or value.startswith(_RESERVED_BUCKET_PREFIXES):
         raise ValueError(
             "expected 3-16 characters of lowercase letters, digits and hyphens, starting with a letter "
-            "(it prefixes bucket names)"
+            f"(it prefixes bucket names, which must not start with {', '.join(_RESERVED_BUCKET_PREFIXES)})"
         )
     return value
 
 
 def _tags(value: dict[str, str]) -> dict[str, str]:
     for key, tag_value in value.items():
+        if key in RESERVED_TAG_KEYS:
+            raise ValueError(f"tag {key!r} is set from the project name and stage; choose another key")
         if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
             raise ValueError(f"tag key {key!r}: expected 1-128 characters, not starting with 'aws:'")
         if len(tag_value) > 256:
@@ -311,7 +318,11 @@ def load_stage_configs(context: Mapping[str, Any]) -> list[StageConfig]:
 
     configs = []
     for name in selected:
-        settings = _with_overrides(name, stages_context.get(name) or {}, context)
+        section = stages_context.get(name) or {}
+        if not isinstance(section, Mapping):
+            problems.append(f"{STAGES_CONTEXT_KEY}.{name} = {section!r}: expected an object of settings")
+            continue
+        settings = _with_overrides(name, section, context)
         problems += [
             f"{STAGES_CONTEXT_KEY}.{name}.{key}: not settable per stage; the stage name is its key under "
             f"'{STAGES_CONTEXT_KEY}' and the project name is the top-level '{PROJECT_NAME_CONTEXT_KEY}'"
@@ -381,7 +392,10 @@ def _fields_at(path: tuple[str, ...]) -> list[str]:
     model: type[BaseModel] = StageConfig
     for part in path:
         annotation = model.model_fields[part].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        # An optional section (`vpc: VpcSettings | None`) names its model among the union's members.
+        members = [member for member in (annotation, *getattr(annotation, "__args__", ())) if isinstance(member, type)]
+        sections = [member for member in members if issubclass(member, BaseModel)]
+        if not sections:
             return []
-        model = annotation
+        model = sections[0]
     return [name for name in model.model_fields if name not in _DERIVED_KEYS]

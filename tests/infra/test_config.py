@@ -135,6 +135,21 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
         ({"project_name": "ML_Kit"}, "project_name = 'ML_Kit': expected 3-16 characters of lowercase letters"),
         ({"dev.tags.aws:owner": "x"}, "stages.dev.tags: tag key 'aws:owner': expected 1-128 characters, not starting"),
         ({"dev.name": "prod"}, "stages.dev.name: not settable per stage"),
+        ({"project_name": "xn--ml"}, "project_name = 'xn--ml': expected 3-16 characters"),
+        ({"dev.tags.project": "other"}, "stages.dev.tags: tag 'project' is set from the project name and stage"),
+        (
+            {
+                "dev.pipeline.vpc.subnet_ids": "subnet-0123456789abcdef0",
+                "dev.pipeline.vpc.security_group_ids": "sg-0123456789abcdef0",
+                "dev.pipeline.vpc.routes": "x",
+            },
+            "stages.dev.pipeline.vpc.routes: unknown key; allowed keys: subnet_ids, security_group_ids",
+        ),
+        (
+            {"dev.pipeline.tuning_max_jobs": "2", "dev.pipeline.tuning_max_parallel_jobs": "3"},
+            "stages.dev.pipeline: tuning_max_parallel_jobs (3) must be <= tuning_max_jobs (2)",
+        ),
+        ({"staging.pipeline.schedule": "every monday"}, "stages.staging.pipeline.schedule = 'every monday': expected"),
         (
             {"dev.training.instance_type.size": "x"},
             "stages.dev.training.instance_type.size: 'instance_type' is a value",
@@ -185,3 +200,13 @@ def test_app_exits_with_one_line_per_problem(cdk_context, tmp_path):
         "ml.g6e.{xlarge,2xlarge,4xlarge,8xlarge,12xlarge,16xlarge,24xlarge,48xlarge}"
     ]
     assert not list(tmp_path.iterdir()), "nothing is synthesized from an invalid config"
+
+
+def test_a_stage_section_that_is_not_an_object_is_named(cdk_context):
+    stages = {**cdk_context["stages"], "dev": "oops"}
+    assert error_for(cdk_context, stages=stages) == "stages.dev = 'oops': expected an object of settings"
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-2", "eusc-de-east-1"])
+def test_region_names_of_every_partition_are_accepted(cdk_context, region):
+    assert configs(cdk_context, **{"prod.region": region})["prod"].region == region
