@@ -10,7 +10,7 @@ from enum import StrEnum
 from infra.config import GPU_TRAINING_INSTANCE_TYPES, StageConfig
 from infra.foundation.layout import DataPrefix
 from training_code import hyperparameters as hp
-from training_code.contract import PROCESSING_ROOT
+from training_code.contract import PROCESSING_ROOT, SPLITS
 
 
 class StepName(StrEnum):
@@ -114,7 +114,7 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
 BUNDLE_DIR = PROCESSING_ROOT / "input" / "bundle"
 RAW_INPUT_DIR = PROCESSING_ROOT / "input" / "raw"
 SPLITS_OUTPUT_DIR = PROCESSING_ROOT / "output"
-PREPROCESS_OUTPUTS = ("train", "validation", "test", "report")
+PREPROCESS_OUTPUTS = (*SPLITS, "report")
 MODEL_INPUT_DIR = PROCESSING_ROOT / "model"
 TEST_INPUT_DIR = PROCESSING_ROOT / "test"
 EVALUATION_OUTPUT_DIR = PROCESSING_ROOT / "evaluation"

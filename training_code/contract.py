@@ -27,7 +27,8 @@ PROCESSING_FAILURE_FILE = Path("/opt/ml/output/message")
 FAILURE_REASON_LIMIT = 1024
 
 DEFAULT_LABEL_COLUMN = "label"
-SPLITS = ("train", "validation", "test")
+# The preprocessing outputs, in this order; the first two are the training job's channels.
+SPLITS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, "test")
 SCALING_FILE = "scaling.json"
 PREPROCESSING_REPORT_FILE = "preprocessing.json"
 

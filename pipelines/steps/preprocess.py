@@ -23,6 +23,7 @@ from training_code.contract import (
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
     SCALING_FILE,
+    SPLITS,
 )
 from training_code.data import DataError, Scaling, Table, read_directory
 from training_code.failure import ArgumentParser, run_script
@@ -54,7 +55,7 @@ def split(
     test_rows, validation_rows = round(test_ratio * len(labels)), round(validation_ratio * len(labels))
     rest, test = train_test_split(positions, test_size=test_rows, stratify=labels, random_state=seed)
     train, validation = train_test_split(rest, test_size=validation_rows, stratify=labels[rest], random_state=seed)
-    return {"train": np.sort(train), "validation": np.sort(validation), "test": np.sort(test)}
+    return dict(zip(SPLITS, (np.sort(train), np.sort(validation), np.sort(test)), strict=True))
 
 
 def write_rows(path: Path, header: list[str], rows: np.ndarray, labels: np.ndarray) -> None:
