@@ -13,12 +13,21 @@ EPOCHS = 5
 
 
 def test_two_workers_train_together_and_only_rank_zero_writes(splits, tmp_path):
+    """rank_guard makes rank 1 fail the run if it writes a checkpoint or the model."""
     run, arguments = run_arguments(
         splits, tmp_path, "--epochs", str(EPOCHS), "--patience", "50", "--hidden-sizes", "64", "--learning-rate", "0.01"
     )
     torchrun = Path(sys.executable).with_name("torchrun")
     result = run_subprocess(
-        [str(torchrun), "--standalone", "--nproc-per-node", "2", "--module", "training_code.train", *arguments],
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "--module",
+            "tests.training_code.rank_guard",
+            *arguments,
+        ],
         timeout=240,
     )
     assert result.returncode == 0, result.stderr[-3000:]
