@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from aws_cdk import App
 
-from infra.config import PROJECT_ROOT, cdk_json_context, load_stage_configs
+from infra.config import load_stage_configs
 from infra.security import enable_security_checks
 from infra.stage import MlopsStage
-
-__all__ = ["PROJECT_ROOT", "build_app", "cdk_json_context"]
 
 
 def build_app(app: App) -> list[MlopsStage]:

@@ -61,6 +61,7 @@ from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC, T
 SDK_REGION = "us-east-1"
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 CACHE_EXPIRY = "P30D"
+RETRY_ATTEMPTS = 5
 
 
 def _validate_each_config_once(validate: Any) -> Any:
@@ -77,7 +78,6 @@ def _validate_each_config_once(validate: Any) -> Any:
 
 
 sagemaker.utils.validate_sagemaker_config = _validate_each_config_once(sagemaker.utils.validate_sagemaker_config)
-RETRY_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -118,13 +118,10 @@ def pipeline_definition(config: StageConfig, targets: PipelineTargets) -> dict[s
             static["sagemaker_region"] = json.dumps(targets.region)
             # With network isolation the code arrives through a channel, where the SDK assumes the object is named
             # sourcedir.tar.gz; it keeps the name it has in S3 (its content hash).
-            if static.get("sagemaker_submit_directory") == json.dumps(
-                EstimatorBase.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH
-            ):
-                channel_file = f"{PurePosixPath(EstimatorBase.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH).parent}/"
-                static["sagemaker_submit_directory"] = json.dumps(
-                    channel_file + PurePosixPath(targets.code_bundle_uri).name
-                )
+            channel_bundle = PurePosixPath(EstimatorBase.CONTAINER_CODE_CHANNEL_SOURCEDIR_PATH)
+            if static.get("sagemaker_submit_directory") == json.dumps(str(channel_bundle)):
+                bundle_name = PurePosixPath(targets.code_bundle_uri).name
+                static["sagemaker_submit_directory"] = json.dumps(str(channel_bundle.with_name(bundle_name)))
     return definition
 
 

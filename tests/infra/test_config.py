@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from infra.assembly import PROJECT_ROOT
-from infra.config import GPU_TRAINING_INSTANCE_TYPES, STAGE_NAMES, StageConfigError, load_stage_configs
+from infra.config import GPU_TRAINING_INSTANCE_TYPES, PROJECT_ROOT, STAGE_NAMES, StageConfigError, load_stage_configs
 
 
 def configs(context: dict[str, Any], **overrides: Any) -> dict[str, Any]:

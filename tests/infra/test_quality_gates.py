@@ -13,9 +13,8 @@ import pytest
 from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 
-from infra.assembly import PROJECT_ROOT
 from infra.cloud_assembly import security_findings, synthesized_stacks
-from infra.config import STAGE_NAMES
+from infra.config import PROJECT_ROOT, STAGE_NAMES
 from infra.lint import lint_template
 from infra.security import MINIMUM_REASON_LENGTH, acknowledge, enable_security_checks
 from tests.conftest import NO_BUNDLING
