@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import boto3
@@ -18,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from infra import naming
 from infra.config import STAGE_NAMES, StageConfig, StageConfigError, cdk_json_context, load_stage_configs
 from pipelines import spec
+from training_code.contract import SERVE_COMMAND
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline of a stage.")
@@ -129,6 +133,23 @@ def definition(stage: Stage) -> None:
     config = stage_config(stage)
     body = definition_body(config, substitution_targets("<code-bundle>.tar.gz", "<step-runner>.py"))
     typer.echo(json.dumps(json.loads(body), indent=1))
+
+
+@app.command("serve")
+@one_line_errors
+def serve(
+    model_dir: Annotated[Path, typer.Option(help="the model artifact: a directory, or one holding model.tar.gz")],
+    port: Annotated[int | None, typer.Option(help="default: SAGEMAKER_BIND_TO_PORT, else 8080")] = None,
+    workers: Annotated[int | None, typer.Option(help="default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1/core")] = None,
+    max_payload_mb: Annotated[int | None, typer.Option(help="larger bodies get 413 (default 6)")] = None,
+    host: Annotated[str, typer.Option(help="the serving image listens on 0.0.0.0")] = "127.0.0.1",
+) -> None:
+    """Serve a model on this machine with the serving image's server: GET /ping, POST /invocations."""
+    options = {"--model-dir": model_dir, "--port": port, "--workers": workers, "--max-payload-mb": max_payload_mb}
+    arguments = [str(part) for option, value in options.items() if value is not None for part in (option, value)]
+    # The image's own command, started afresh: its workers then import the server alone, not this CLI.
+    command = [sys.executable, "-m", "training_code.serving", SERVE_COMMAND, *arguments, "--host", host]
+    os.execv(sys.executable, command)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from training_code.contract import MODEL_ARCHIVE, MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE
+from training_code.contract import MODEL_ARCHIVE, MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE, SERVING_WEIGHTS_FILE
 from training_code.data import Scaling
 from training_code.model import MLP, ModelConfig
 
@@ -40,6 +40,10 @@ class ModelArtifact:
     def save(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.state_dict, directory / MODEL_WEIGHTS_FILE)
+        np.savez(
+            directory / SERVING_WEIGHTS_FILE,
+            **{name: tensor.detach().cpu().numpy() for name, tensor in self.state_dict.items()},
+        )
         metadata = {
             "format_version": ARTIFACT_FORMAT_VERSION,
             "model_config": self.model_config.to_dict(),

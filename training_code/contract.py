@@ -34,6 +34,8 @@ PREPROCESSING_REPORT_FILE = "preprocessing.json"
 
 # The model artifact: weights, and everything else needed to serve them.
 MODEL_WEIGHTS_FILE = "model.pt"
+# The same weights as numpy arrays (state-dict keys), so the serving container needs no torch.
+SERVING_WEIGHTS_FILE = "weights.npz"
 MODEL_METADATA_FILE = "model.json"
 MODEL_ARCHIVE = "model.tar.gz"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -49,8 +51,23 @@ def channel_variable(channel: str) -> str:
 
 
 # What the serving container accepts and answers (registered with every model package version).
-REQUEST_CONTENT_TYPES = ("text/csv", "application/json", "application/jsonlines")
-RESPONSE_CONTENT_TYPES = ("text/csv", "application/json")
+CSV = "text/csv"
+JSON = "application/json"
+JSON_LINES = "application/jsonlines"
+REQUEST_CONTENT_TYPES = (CSV, JSON, JSON_LINES)
+RESPONSE_CONTENT_TYPES = (CSV, JSON, JSON_LINES)
+
+# Serving container (SageMaker hosting): `serve` argument, fixed paths, port and worker count from the environment.
+SERVE_COMMAND = "serve"
+PING_PATH = "/ping"
+INVOCATIONS_PATH = "/invocations"
+EXECUTION_PARAMETERS_PATH = "/execution-parameters"
+DEFAULT_SERVING_PORT = 8080
+PORT_VARIABLE = "SAGEMAKER_BIND_TO_PORT"
+WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
+# Batch transform tells the container its payload limit; real-time payloads are at most 6 MB.
+MAX_PAYLOAD_VARIABLE = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+DEFAULT_MAX_PAYLOAD_MB = 6
 
 # evaluation.json sections (SageMaker's model-quality format) and where the pipeline's condition reads accuracy.
 MULTICLASS_METRICS = "multiclass_classification_metrics"

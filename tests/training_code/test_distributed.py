@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.training_code.conftest import run_arguments, run_subprocess
 from training_code.checkpoint import load_checkpoint
-from training_code.contract import MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE
+from training_code.contract import MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE, SERVING_WEIGHTS_FILE
 
 EPOCHS = 5
 
@@ -35,7 +35,9 @@ def test_two_workers_train_together_and_only_rank_zero_writes(splits, tmp_path):
     epoch_lines = [line for line in result.stdout.splitlines() if line.startswith("epoch=")]
     assert [line.split()[0] for line in epoch_lines] == [f"epoch={epoch}" for epoch in range(1, EPOCHS + 1)]
     assert result.stdout.count("best_epoch=") == 1
-    assert sorted(path.name for path in run.model_dir.iterdir()) == sorted([MODEL_WEIGHTS_FILE, MODEL_METADATA_FILE])
+    assert sorted(path.name for path in run.model_dir.iterdir()) == sorted(
+        [MODEL_WEIGHTS_FILE, SERVING_WEIGHTS_FILE, MODEL_METADATA_FILE]
+    )
     checkpoint = load_checkpoint(run.checkpoint_dir)
     assert checkpoint["progress"]["epoch"] == EPOCHS
     assert len(checkpoint["rng"]) == 2, "each worker's RNG state is kept for an exact resume"

@@ -1,0 +1,82 @@
+"""`mlops serve` starts the serving image's server on this machine, and refuses a bad model in one line."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch import manual_seed
+
+from training_code.artifact import ModelArtifact
+from training_code.data import Scaling
+from training_code.model import MLP, ModelConfig
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FEATURES = ("a", "b", "c")
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    manual_seed(0)
+    config = ModelConfig(input_size=len(FEATURES), hidden_sizes=(4,), num_classes=2, activation="relu", dropout=0.0)
+    ModelArtifact(
+        model_config=config,
+        feature_names=FEATURES,
+        scaling=Scaling(FEATURES, np.zeros(len(FEATURES)), np.ones(len(FEATURES))),
+        classes=("no", "yes"),
+        label_column="label",
+        hyperparameters={},
+        history=[],
+        best_epoch=1,
+        state_dict=MLP(config).state_dict(),
+    ).save(tmp_path / "model")
+    return tmp_path / "model"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def mlops(*arguments: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "pipelines.cli", *arguments]
+    return subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_serve_answers_invocations_on_loopback(model_dir):
+    port = free_port()
+    server = mlops("serve", "--model-dir", str(model_dir), "--port", str(port), "--workers", "1")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                assert time.monotonic() < deadline, "no answer on /ping"
+                time.sleep(0.05)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", data=b"1,2,3\n4,5,6\n", headers={"Content-Type": "text/csv"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            labels = response.read().decode().splitlines()
+        assert len(labels) == 2 and set(labels) <= {"no", "yes"}
+    finally:
+        server.terminate()
+        assert server.wait(timeout=30) == 0, "SIGTERM is a clean shutdown"
+    assert f"127.0.0.1:{port}" in server.stdout.read(), "it says where it listens"
+
+
+def test_serve_refuses_a_directory_without_a_model_in_one_line(tmp_path):
+    server = mlops("serve", "--model-dir", str(tmp_path), "--port", str(free_port()))
+    assert server.wait(timeout=60) != 0
+    error = server.stderr.read().strip()
+    assert error.count("\n") == 0 and str(tmp_path) in error and "model.json" in error

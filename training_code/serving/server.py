@@ -1,0 +1,101 @@
+"""Starts the inference server: settings from SageMaker's environment or flags, the model checked before listening."""
+
+from __future__ import annotations
+
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from training_code.contract import (
+    DEFAULT_MAX_PAYLOAD_MB,
+    DEFAULT_MODEL_DIR,
+    DEFAULT_SERVING_PORT,
+    MAX_PAYLOAD_VARIABLE,
+    PORT_VARIABLE,
+    WORKERS_VARIABLE,
+)
+from training_code.serving.app import MAX_BODY_SETTING, MEGABYTE, MODEL_DIR_SETTING, WORKERS_SETTING
+from training_code.serving.predictor import Predictor
+
+# In-flight requests get this long to finish after SIGTERM; SageMaker waits 30 s before it kills the container.
+GRACEFUL_SHUTDOWN_SECONDS = 20
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    model_dir: Path = DEFAULT_MODEL_DIR
+    host: str = "0.0.0.0"
+    port: int = DEFAULT_SERVING_PORT
+    workers: int = 1
+    max_payload_mb: int = DEFAULT_MAX_PAYLOAD_MB
+
+    @classmethod
+    def from_environment(cls, **overrides: object) -> ServerSettings:
+        """SageMaker's variables, then the given overrides (None means: keep the environment's value)."""
+        values: dict[str, object] = {
+            "port": _whole_number(PORT_VARIABLE, DEFAULT_SERVING_PORT),
+            "workers": _whole_number(WORKERS_VARIABLE, os.cpu_count() or 1),
+            "max_payload_mb": _whole_number(MAX_PAYLOAD_VARIABLE, DEFAULT_MAX_PAYLOAD_MB),
+        }
+        values.update({name: value for name, value in overrides.items() if value is not None})
+        settings = cls(**values)
+        if not 0 < settings.port < 65536:
+            raise SettingsError(f"port {settings.port} is outside 1-65535")
+        if settings.workers < 1 or settings.max_payload_mb < 1:
+            raise SettingsError(f"workers ({settings.workers}) and the payload limit in MB must be at least 1")
+        return settings
+
+
+def _whole_number(variable: str, default: int) -> int:
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise SettingsError(f"{variable}={value!r} is not a whole number")
+    return int(value)
+
+
+def _exit_after_drain(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def serve(settings: ServerSettings) -> None:
+    """Serve until SIGTERM or SIGINT, then let in-flight requests finish."""
+    # Loading here first turns a bad artifact into one clear error instead of a crash in every worker.
+    predictor = Predictor.load(settings.model_dir)
+    print(
+        f"serving {settings.model_dir} ({len(predictor.feature_names)} features, {len(predictor.classes)} classes) "
+        f"on {settings.host}:{settings.port} with {settings.workers} worker(s)",
+        flush=True,
+    )
+    os.environ.update(
+        {
+            MODEL_DIR_SETTING: str(settings.model_dir.resolve()),
+            MAX_BODY_SETTING: str(settings.max_payload_mb * MEGABYTE),
+            WORKERS_SETTING: str(settings.workers),
+        }
+    )
+    # uvicorn drains in-flight requests on SIGTERM, then raises the signal again for the previous handler: exiting
+    # 0 there tells the orchestrator that the shutdown it asked for went cleanly.
+    signal.signal(signal.SIGTERM, _exit_after_drain)
+    uvicorn.run(
+        "training_code.serving.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        http="httptools",
+        loop="uvloop",
+        lifespan="off",
+        access_log=False,
+        server_header=False,
+        log_level="warning",
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
