@@ -10,10 +10,10 @@ import argparse
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from training_code.choices import ACTIVATIONS, AUTO_INITIALIZER, INITIALIZERS, OPTIMIZERS
 from training_code.contract import DEFAULT_LABEL_COLUMN
-from training_code.initializers import AUTO, SCHEMES
-from training_code.model import ACTIVATIONS
-from training_code.optimizers import OPTIMIZERS
+
+WEIGHT_INITS = (AUTO_INITIALIZER, *INITIALIZERS)
 
 MIXED_PRECISION_MODES = ("auto", "on", "off")
 
@@ -22,7 +22,7 @@ MIXED_PRECISION_MODES = ("auto", "on", "off")
 class Hyperparameters:
     hidden_sizes: tuple[int, ...] = (256, 128)
     activation: str = "relu"
-    weight_init: str = AUTO
+    weight_init: str = AUTO_INITIALIZER
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     momentum: float = 0.9
@@ -40,7 +40,7 @@ class Hyperparameters:
         checks = {
             "hidden_sizes": (bool(self.hidden_sizes) and min(self.hidden_sizes) >= 1, "positive layer widths"),
             "activation": (self.activation in ACTIVATIONS, f"one of {', '.join(ACTIVATIONS)}"),
-            "weight_init": (self.weight_init in (AUTO, *SCHEMES), f"one of {', '.join((AUTO, *SCHEMES))}"),
+            "weight_init": (self.weight_init in WEIGHT_INITS, f"one of {', '.join(WEIGHT_INITS)}"),
             "optimizer": (self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
             "learning_rate": (self.learning_rate > 0, "> 0"),
             "momentum": (0 <= self.momentum < 1, "in [0, 1)"),

@@ -12,19 +12,11 @@ import math
 import torch
 from torch import nn
 
+from training_code import choices
 from training_code.model import MLP
 
-SCHEMES = (
-    "zeros",
-    "normal",
-    "uniform",
-    "xavier_uniform",
-    "xavier_normal",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-)
-AUTO = "auto"
+SCHEMES = choices.INITIALIZERS
+AUTO = choices.AUTO_INITIALIZER
 DEFAULT_FOR_ACTIVATION = {
     "relu": "he_normal",
     "tanh": "xavier_uniform",

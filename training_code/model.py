@@ -6,7 +6,11 @@ from dataclasses import asdict, dataclass
 
 from torch import nn
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "selu": nn.SELU, "sigmoid": nn.Sigmoid}
+from training_code import choices
+
+ACTIVATIONS: dict[str, type[nn.Module]] = dict(
+    zip(choices.ACTIVATIONS, (nn.ReLU, nn.Tanh, nn.SELU, nn.Sigmoid), strict=True)
+)
 
 
 @dataclass(frozen=True)

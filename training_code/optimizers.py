@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import torch
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
+from training_code.choices import OPTIMIZERS
 
 
 def build_optimizer(
