@@ -145,6 +145,8 @@ def _header(headers: dict[bytes, bytes], name: bytes) -> str | None:
 
 
 async def _respond(send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    # With a length, the server frames the body as it is; without one it would switch to chunked encoding.
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
