@@ -70,43 +70,61 @@ def request_content_type(header: str | None) -> str:
 
 
 def response_content_type(accept: str | None, content_type: str) -> str:
-    """The best supported type in Accept (by q-value, then order); a wildcard or no Accept answers in the request's."""
-    if not accept or accept == "*/*":
+    """The supported type that Accept rates highest (RFC 9110: the most specific range that matches sets a type's
+    q-value); on a tie, or with no Accept, the request's own type."""
+    if not accept or not accept.strip() or accept == "*/*":
         return content_type
     if accept in RESPONSE_CONTENT_TYPES:
         return accept
-    ranked: list[tuple[float, int, str]] = []
-    for position, item in enumerate((accept or "").split(",")):
-        kind, *parameters = item.split(";")
-        quality = 1.0
-        for parameter in parameters:
-            name, _, value = parameter.partition("=")
-            if name.strip() == "q":
-                try:
-                    quality = float(value)
-                except ValueError:
-                    raise PayloadError(f"Accept {accept!r}: q-value {value.strip()!r} is not a number", 400) from None
-        ranked.append((-quality, position, media_type(kind)))
-    for negative_quality, _, kind in sorted(ranked):
-        if negative_quality >= 0:
-            continue
-        if kind in RESPONSE_CONTENT_TYPES:
-            return kind
-        if kind in ("", "*/*") or kind.endswith("/*") and content_type.startswith(kind[:-1]):
-            return content_type
-    if not accept or not accept.strip():
-        return content_type
-    raise PayloadError(f"Accept {accept!r} is not supported; accept one of {', '.join(RESPONSE_CONTENT_TYPES)}", 406)
+    ranges = [_media_range(item, accept) for item in accept.split(",") if item.strip()]
+
+    def preference(candidate: str) -> tuple[float, int]:
+        """(q-value, -position) of the most specific range that matches the candidate; (0, 0) if none does."""
+        best_specificity, best = -1, (0.0, 0)
+        for position, (kind, range_quality) in enumerate(ranges):
+            if kind == candidate:
+                specificity = 2
+            elif kind.endswith("/*") and candidate.startswith(kind[:-1]):
+                specificity = 1
+            elif kind == "*/*":
+                specificity = 0
+            else:
+                continue
+            if specificity > best_specificity:
+                best_specificity, best = specificity, (range_quality, -position)
+        return best
+
+    # max() keeps the first of equals: the request's own type wins a tie.
+    candidates = [content_type, *(kind for kind in RESPONSE_CONTENT_TYPES if kind != content_type)]
+    best = max(candidates, key=preference)
+    if preference(best)[0] <= 0:
+        supported = ", ".join(RESPONSE_CONTENT_TYPES)
+        raise PayloadError(f"Accept {accept!r} is not supported; accept one of {supported}", 406)
+    return best
+
+
+def _media_range(item: str, accept: str) -> tuple[str, float]:
+    kind, *parameters = item.split(";")
+    quality = 1.0
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value)
+            except ValueError:
+                raise PayloadError(f"Accept {accept!r}: q-value {value.strip()!r} is not a number") from None
+    return media_type(kind), quality
 
 
 def parse(body: bytes, content_type: str, schema: Schema) -> np.ndarray:
     """Feature rows (float64, one per record, in the model's feature order) from a request body."""
-    if not body.strip():
-        raise PayloadError("the request body is empty; send at least one row")
     try:
-        text = body.decode("utf-8")
+        # utf-8-sig drops a byte-order mark, as training reads its CSV files.
+        text = body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise PayloadError(f"the request body is not UTF-8 text (byte {error.start})") from None
+    if not text.strip():
+        raise PayloadError("the request body is empty; send at least one row")
     if content_type == CSV:
         return _csv_matrix(text, schema)
     rows = _json_rows(text, schema) if content_type == JSON else _json_lines_rows(text, schema)
@@ -114,7 +132,9 @@ def parse(body: bytes, content_type: str, schema: Schema) -> np.ndarray:
 
 
 def _csv_matrix(text: str, schema: Schema) -> np.ndarray:
-    lines = [line for line in text.splitlines() if line]
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise PayloadError("the CSV body holds no rows")
     quoted = '"' in text
 
     def split(lines: list[str]) -> list[list[str]]:
@@ -194,7 +214,10 @@ def _json_rows(text: str, schema: Schema) -> list:
 
 
 def _json_lines_rows(text: str, schema: Schema) -> list:
-    lines = [line for line in text.splitlines() if line.strip()]
+    # JSON Lines ends records at newlines only; JSON strings may hold other line separators.
+    lines = [line for line in text.split("\n") if line.strip()]
+    if not lines:
+        raise PayloadError("the JSON Lines body holds no rows")
     return [_json_row(_load_json(line, row), schema, row) for row, line in enumerate(lines, start=1)]
 
 

@@ -70,8 +70,13 @@ class Predictor:
         """From a model directory (SageMaker extracts model.tar.gz into /opt/ml/model), or one holding the archive."""
         archive = location / MODEL_ARCHIVE if location.is_dir() else location
         if archive.is_file():
-            with tempfile.TemporaryDirectory() as extracted, tarfile.open(archive) as tar:
-                tar.extractall(extracted, filter="data")
+            with tempfile.TemporaryDirectory() as extracted:
+                try:
+                    with tarfile.open(archive) as tar:
+                        tar.extractall(extracted, filter="data")
+                except (tarfile.TarError, EOFError, OSError) as error:
+                    reason = " ".join(str(error).split())
+                    raise ModelLoadError(f"{archive}: not a readable model archive ({reason})") from None
                 return cls._load_directory(Path(extracted))
         return cls._load_directory(location)
 
@@ -106,6 +111,9 @@ class Predictor:
             )
         widths = [len(metadata["feature_names"]), *config["hidden_sizes"], len(metadata["classes"])]
         expected = [((inputs, outputs), (outputs,)) for inputs, outputs in zip(widths, widths[1:], strict=False)]
+        scaling_shapes = {np.shape(scaling["mean"]), np.shape(scaling["scale"])}
+        if scaling_shapes != {(widths[0],)}:
+            raise ModelLoadError(f"{metadata_path}: scaling statistics do not have one value per feature ({widths[0]})")
         if [(weight.shape, bias.shape) for weight, bias in layers] != expected:
             raise ModelLoadError(
                 f"{weights_path}: layer shapes do not match the features, layers and classes in {metadata_path.name}"

@@ -40,26 +40,36 @@ class ServerSettings:
     def from_environment(cls, **overrides: object) -> ServerSettings:
         """SageMaker's variables, then the given overrides (None means: keep the environment's value)."""
         values: dict[str, object] = {
-            "port": _whole_number(PORT_VARIABLE, DEFAULT_SERVING_PORT),
-            "workers": _whole_number(WORKERS_VARIABLE, os.cpu_count() or 1),
-            "max_payload_mb": _whole_number(MAX_PAYLOAD_VARIABLE, DEFAULT_MAX_PAYLOAD_MB),
+            name: _whole_number(variable, default, name)
+            for name, (variable, default) in {
+                "port": (PORT_VARIABLE, DEFAULT_SERVING_PORT),
+                "workers": (WORKERS_VARIABLE, os.cpu_count() or 1),
+                "max_payload_mb": (MAX_PAYLOAD_VARIABLE, DEFAULT_MAX_PAYLOAD_MB),
+            }.items()
         }
-        values.update({name: value for name, value in overrides.items() if value is not None})
-        settings = cls(**values)
-        if not 0 < settings.port < 65536:
-            raise SettingsError(f"port {settings.port} is outside 1-65535")
-        if settings.workers < 1 or settings.max_payload_mb < 1:
-            raise SettingsError(f"workers ({settings.workers}) and the payload limit in MB must be at least 1")
-        return settings
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = _checked(name, value, f"--{name.replace('_', '-')}") if name in values else value
+        return cls(**values)
 
 
-def _whole_number(variable: str, default: int) -> int:
+def _whole_number(variable: str, default: int, setting: str) -> int:
     value = os.environ.get(variable, "").strip()
     if not value:
         return default
-    if not value.isdigit():
-        raise SettingsError(f"{variable}={value!r} is not a whole number")
-    return int(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{variable}={value!r} is not a whole number") from None
+    return _checked(setting, number, variable)
+
+
+def _checked(setting: str, value: object, source: str) -> int:
+    low, high = (1, 65535) if setting == "port" else (1, None)
+    if not isinstance(value, int) or value < low or (high is not None and value > high):
+        allowed = f"{low}-{high}" if high else f"at least {low}"
+        raise SettingsError(f"{source}={value!r}: the {setting.replace('_', ' ')} must be {allowed}")
+    return value
 
 
 def _exit_after_drain(signum: int, frame: object) -> None:

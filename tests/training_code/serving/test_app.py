@@ -1,0 +1,222 @@
+"""The ASGI application in process: micro-batching, the body limit and server-side failures, without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+
+from tests.training_code.serving.conftest import TrainedModel
+from training_code.contract import CSV, EXECUTION_PARAMETERS_PATH, INVOCATIONS_PATH, JSON, PING_PATH
+from training_code.serving.app import InferenceApp, MicroBatcher
+from training_code.serving.predictor import Predictor
+
+
+class CountingPredictor:
+    """A predictor that records the number of rows of each forward pass; optionally fails."""
+
+    def __init__(self, predictor: Predictor, fail: bool = False) -> None:
+        self.predictor = predictor
+        self.fail = fail
+        self.passes: list[int] = []
+        self.feature_names = predictor.feature_names
+        self.label_column = predictor.label_column
+        self.classes = predictor.classes
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        self.passes.append(len(features))
+        if self.fail:
+            raise FloatingPointError("the forward pass broke")
+        return self.predictor.logits(features)
+
+
+@pytest.fixture(scope="module")
+def predictor(trained_model: TrainedModel) -> Predictor:
+    return Predictor.load(trained_model.model_dir)
+
+
+def test_requests_waiting_together_share_one_forward_pass(predictor: Predictor, trained_model: TrainedModel) -> None:
+    counting = CountingPredictor(predictor)
+    batcher = MicroBatcher(counting)
+    features = trained_model.rows.features
+    requests = [features[start : start + size] for start, size in [(0, 1), (1, 5), (6, 2), (8, 17), (25, 1)]]
+
+    async def all_at_once() -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.logits(rows) for rows in requests))
+
+    answers = asyncio.run(all_at_once())
+
+    assert counting.passes == [sum(len(rows) for rows in requests)]
+    for rows, answer in zip(requests, answers, strict=True):
+        assert answer.shape == (len(rows), len(predictor.classes))
+        np.testing.assert_allclose(answer, predictor.logits(rows), rtol=0, atol=1e-5)
+    assert batcher.waiting == []
+
+
+def test_requests_one_after_another_get_a_pass_each(predictor: Predictor, trained_model: TrainedModel) -> None:
+    counting = CountingPredictor(predictor)
+    batcher = MicroBatcher(counting)
+    features = trained_model.rows.features
+
+    async def one_by_one() -> list[np.ndarray]:
+        return [await batcher.logits(features[index : index + 2]) for index in range(3)]
+
+    answers = asyncio.run(one_by_one())
+
+    assert counting.passes == [2, 2, 2]
+    for index, answer in enumerate(answers):
+        np.testing.assert_allclose(answer, predictor.logits(features[index : index + 2]), rtol=0, atol=1e-5)
+
+
+def test_a_failed_forward_pass_fails_every_waiting_request(predictor: Predictor, trained_model: TrainedModel) -> None:
+    batcher = MicroBatcher(CountingPredictor(predictor, fail=True))
+    features = trained_model.rows.features
+
+    async def all_at_once() -> list[object]:
+        return await asyncio.gather(*(batcher.logits(features[:3]) for _ in range(4)), return_exceptions=True)
+
+    outcomes = asyncio.run(all_at_once())
+
+    assert all(isinstance(outcome, FloatingPointError) for outcome in outcomes)
+    assert batcher.waiting == []
+
+
+async def call(app, method: str, path: str, chunks: list[bytes] = (), headers: dict[str, str] | None = None):
+    """One request through the ASGI app: (status, headers, body, number of body messages the app read)."""
+    messages = [{"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1} for index, chunk in
+                enumerate(chunks or [b""])]  # fmt: skip
+    read = 0
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        nonlocal read
+        read += 1
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [(name.lower().encode(), value.encode()) for name, value in (headers or {}).items()],
+    }
+    await app(scope, receive, send)
+    assert [message["type"] for message in sent] == ["http.response.start", "http.response.body"]
+    return sent[0]["status"], dict(sent[0]["headers"]), sent[1]["body"], read
+
+
+def csv_request(trained_model: TrainedModel, indices: list[int]) -> bytes:
+    return ("\n".join(trained_model.rows.csv_lines(indices)) + "\n").encode()
+
+
+def test_concurrent_invocations_are_batched_and_answered_in_their_order(
+    predictor: Predictor, trained_model: TrainedModel
+) -> None:
+    counting = CountingPredictor(predictor)
+    app = InferenceApp(counting, max_body_bytes=1 << 20, workers=1)
+    selections = [[0], [1, 2, 3], [4, 5], list(range(6, 30)), [30]]
+
+    async def all_at_once():
+        return await asyncio.gather(
+            *(
+                call(app, "POST", INVOCATIONS_PATH, [csv_request(trained_model, chosen)], {"Content-Type": CSV})
+                for chosen in selections
+            )
+        )
+
+    answers = asyncio.run(all_at_once())
+
+    assert counting.passes == [sum(len(chosen) for chosen in selections)]
+    for chosen, (status, headers, body, _) in zip(selections, answers, strict=True):
+        assert status == 200 and headers[b"content-type"] == CSV.encode()
+        assert body.decode().splitlines() == trained_model.rows.reference_labels(chosen)
+
+
+def test_a_failed_forward_pass_is_a_500_json_answer(predictor: Predictor, trained_model: TrainedModel) -> None:
+    app = InferenceApp(CountingPredictor(predictor, fail=True), max_body_bytes=1 << 20)
+
+    status, headers, body, _ = asyncio.run(
+        call(app, "POST", INVOCATIONS_PATH, [csv_request(trained_model, [0])], {"Content-Type": CSV})
+    )
+
+    assert status == 500 and headers[b"content-type"] == JSON.encode()
+    assert "error" in json.loads(body)
+    # The exception text stays in the server log.
+    assert b"broke" not in body
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(predictor: Predictor) -> None:
+    app = InferenceApp(predictor, max_body_bytes=1000)
+    headers = {"Content-Type": CSV, "Content-Length": "1001"}
+
+    status, _, body, read = asyncio.run(call(app, "POST", INVOCATIONS_PATH, [b"1" * 1001], headers))
+
+    assert status == 413 and read == 0
+    assert "1000" in json.loads(body)["error"]
+
+
+def test_a_streamed_body_over_the_limit_is_413(predictor: Predictor, trained_model: TrainedModel) -> None:
+    app = InferenceApp(predictor, max_body_bytes=1000)
+    line = csv_request(trained_model, list(range(10)))
+    chunks = [line[:400], line[400:800], line[800:1001], line[1001:]]
+    assert len(line) > 1001
+
+    status, _, body, read = asyncio.run(call(app, "POST", INVOCATIONS_PATH, chunks, {"Content-Type": CSV}))
+
+    assert status == 413 and read == 3
+    assert "error" in json.loads(body)
+
+
+def test_a_streamed_body_is_joined(predictor: Predictor, trained_model: TrainedModel) -> None:
+    app = InferenceApp(predictor, max_body_bytes=1 << 20)
+    body = csv_request(trained_model, [0, 1, 2])
+    chunks = [body[index : index + 7] for index in range(0, len(body), 7)]
+
+    status, _, answer, read = asyncio.run(call(app, "POST", INVOCATIONS_PATH, chunks, {"Content-Type": CSV}))
+
+    assert status == 200 and read == len(chunks)
+    assert answer.decode().splitlines() == trained_model.rows.reference_labels([0, 1, 2])
+
+
+def test_a_client_that_disconnects_mid_body_gets_no_prediction(predictor: Predictor, trained_model: TrainedModel):
+    counting = CountingPredictor(predictor)
+    app = InferenceApp(counting, max_body_bytes=1 << 20)
+    body = csv_request(trained_model, [0])
+    messages = [{"type": "http.request", "body": body[:10], "more_body": True}, {"type": "http.disconnect"}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": INVOCATIONS_PATH, "headers": [(b"content-type", b"text/csv")]}
+    asyncio.run(app(scope, receive, send))
+
+    assert counting.passes == []
+    assert 400 <= sent[0]["status"] < 500
+
+
+def test_other_scopes_are_ignored(predictor: Predictor) -> None:
+    sent: list[dict] = []
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(InferenceApp(predictor, 1000)({"type": "lifespan"}, None, send))
+    assert sent == []
+
+
+def test_ping_and_execution_parameters(predictor: Predictor) -> None:
+    app = InferenceApp(predictor, max_body_bytes=3 * (1 << 20), workers=5)
+
+    status, _, body, _ = asyncio.run(call(app, "GET", PING_PATH))
+    assert (status, body) == (200, b"")
+    status, _, body, _ = asyncio.run(call(app, "GET", EXECUTION_PARAMETERS_PATH))
+    assert status == 200
+    assert json.loads(body) == {"MaxConcurrentTransforms": 5, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 3}

@@ -1,0 +1,486 @@
+"""Request bodies to feature rows and predictions to response bodies, without HTTP."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from training_code.contract import CSV, JSON, JSON_LINES
+from training_code.serving import payload
+from training_code.serving.payload import PayloadError, Schema
+
+SCHEMA = Schema(("height", "width", "depth"), "label")
+CLASSES = ("cat", "dog", "fish")
+
+
+def parse(body: str | bytes, content_type: str, schema: Schema = SCHEMA) -> np.ndarray:
+    matrix = payload.parse(body.encode() if isinstance(body, str) else body, content_type, schema)
+    assert matrix.dtype == np.float64
+    return matrix
+
+
+def rejected(body: str | bytes, content_type: str, schema: Schema = SCHEMA) -> PayloadError:
+    with pytest.raises(PayloadError) as raised:
+        payload.parse(body.encode() if isinstance(body, str) else body, content_type, schema)
+    error = raised.value
+    assert 400 <= error.status < 500
+    # The HTTP body of the error is JSON with the message, and the row and column where known.
+    answer = json.loads(error.body())
+    assert answer["error"] == str(error)
+    assert answer.get("row") == error.row and answer.get("column") == error.column
+    return error
+
+
+# Content types.
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        ("text/csv", CSV),
+        ("text/csv; charset=utf-8", CSV),
+        ("Text/CSV", CSV),
+        ("application/json", JSON),
+        ("application/json;charset=UTF-8", JSON),
+        ("application/jsonlines", JSON_LINES),
+        ("application/x-jsonlines", JSON_LINES),
+        ("application/jsonl", JSON_LINES),
+    ],
+)
+def test_request_content_types(header: str, expected: str) -> None:
+    assert payload.request_content_type(header) == expected
+
+
+@pytest.mark.parametrize("header", [None, "", "text/plain", "application/xml", "application/x-www-form-urlencoded"])
+def test_unsupported_request_content_type_is_415_naming_the_supported_ones(header: str | None) -> None:
+    with pytest.raises(PayloadError) as raised:
+        payload.request_content_type(header)
+    assert raised.value.status == 415
+    assert all(kind in str(raised.value) for kind in (CSV, JSON, JSON_LINES))
+
+
+@pytest.mark.parametrize(
+    "accept, content_type, expected",
+    [
+        # No Accept, or any type: the request's own type.
+        (None, CSV, CSV),
+        (None, JSON_LINES, JSON_LINES),
+        ("", JSON, JSON),
+        ("*/*", JSON_LINES, JSON_LINES),
+        ("*/*", CSV, CSV),
+        # A supported type, with parameters or in other case.
+        ("application/json", CSV, JSON),
+        ("text/csv", JSON, CSV),
+        ("application/jsonlines", CSV, JSON_LINES),
+        ("application/x-jsonlines", CSV, JSON_LINES),
+        ("text/csv; charset=utf-8", JSON, CSV),
+        ("TEXT/CSV", JSON, CSV),
+        # q-values rank; equal q-values keep the client's order.
+        ("application/json;q=0.5, text/csv", JSON, CSV),
+        ("text/csv;q=0.2, application/jsonlines;q=0.9", CSV, JSON_LINES),
+        ("application/json, text/csv", CSV, JSON),
+        ("text/csv, application/json", JSON, CSV),
+        ("text/csv; q=0.5, application/json; q=0.6", CSV, JSON),
+        # Unsupported types are passed over for supported ones.
+        ("text/html, application/json;q=0.1", CSV, JSON),
+        ("text/html, */*;q=0.1", JSON, JSON),
+        ("image/png, text/*", CSV, CSV),
+        # q=0 means "not acceptable".
+        ("application/json;q=0, text/csv;q=0.1", JSON, CSV),
+    ],
+)
+def test_accept_negotiation(accept: str | None, content_type: str, expected: str) -> None:
+    assert payload.response_content_type(accept, content_type) == expected
+
+
+def test_accept_wildcard_subtype_matches_a_type_other_than_the_requests() -> None:
+    """application/* accepts application/json and application/jsonlines, whatever the request's type."""
+    assert payload.response_content_type("application/*", CSV) in (JSON, JSON_LINES)
+    assert payload.response_content_type("application/*", JSON_LINES) == JSON_LINES
+
+
+def test_accept_q_zero_for_a_type_overrides_a_wildcard() -> None:
+    """RFC 9110 12.5.1: the most specific range decides; text/csv;q=0 excludes CSV though */* is acceptable."""
+    assert payload.response_content_type("text/csv;q=0, */*", CSV) in (JSON, JSON_LINES)
+    assert payload.response_content_type("application/json;q=0, */*;q=0.5", JSON) in (CSV, JSON_LINES)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["text/html", "application/xml, text/plain", "text/csv;q=0", "*/*;q=0", "image/*", "application/json;q=0"],
+)
+def test_unsupported_accept_is_406_naming_the_supported_types(accept: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        payload.response_content_type(accept, CSV)
+    assert raised.value.status == 406
+    assert accept in str(raised.value)
+    assert all(kind in str(raised.value) for kind in (CSV, JSON, JSON_LINES))
+
+
+def test_a_q_value_that_is_not_a_number_is_400() -> None:
+    with pytest.raises(PayloadError) as raised:
+        payload.response_content_type("text/csv;q=high", CSV)
+    assert raised.value.status == 400
+    assert "high" in str(raised.value)
+
+
+# CSV bodies.
+
+ROWS = [[1.0, 2.0, 3.0], [4.5, -5.0, 6e-3], [0.0, 1e10, -7.25]]
+
+
+@pytest.mark.parametrize("body", ["1,2,3", "1,2,3\n", "1,2,3\r\n", " 1 , 2 ,3 ", "1.0,2e0,+3"])
+def test_csv_one_row(body: str) -> None:
+    np.testing.assert_array_equal(parse(body, CSV), [[1, 2, 3]])
+
+
+def test_csv_many_rows_keep_their_order_and_values() -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.normal(scale=1e3, size=(200, 3))
+    body = "\n".join(",".join(repr(value) for value in row) for row in rows.tolist())
+
+    np.testing.assert_array_equal(parse(body, CSV), rows)
+
+
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\r"])
+def test_csv_line_endings(separator: str) -> None:
+    body = separator.join(",".join(str(value) for value in row) for row in ROWS) + separator
+    np.testing.assert_array_equal(parse(body, CSV), ROWS)
+
+
+def test_csv_blank_lines_are_skipped() -> None:
+    np.testing.assert_array_equal(parse("\n1,2,3\n\n\n4.5,-5,0.006\n\n", CSV), ROWS[:2])
+    np.testing.assert_array_equal(parse("\n\n1,2,3\n\n", CSV), [[1, 2, 3]])
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_csv_header_in_the_model_order(rows: int) -> None:
+    body = "height,width,depth\n" + "\n".join(",".join(str(value) for value in row) for row in ROWS[:rows])
+    np.testing.assert_array_equal(parse(body, CSV), ROWS[:rows])
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_csv_header_in_another_order_reorders_the_columns(rows: int) -> None:
+    # depth, height, width: the values of each row in that order.
+    body = "depth,height,width\n" + "\n".join(f"{row[2]},{row[0]},{row[1]}" for row in ROWS[:rows])
+    np.testing.assert_array_equal(parse(body, CSV), ROWS[:rows])
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_csv_header_with_the_label_column_ignores_the_labels(rows: int) -> None:
+    body = "width,label,depth,height\n" + "\n".join(
+        f"{row[1]},{label},{row[2]},{row[0]}" for row, label in zip(ROWS[:rows], CLASSES, strict=False)
+    )
+    np.testing.assert_array_equal(parse(body, CSV), ROWS[:rows])
+
+
+def test_csv_header_names_are_trimmed() -> None:
+    np.testing.assert_array_equal(parse(" depth , height ,width\n3,1,2", CSV), [[1, 2, 3]])
+
+
+def test_csv_quoted_fields() -> None:
+    np.testing.assert_array_equal(parse('"1","2","3"\n"4.5",-5,"0.006"', CSV), ROWS[:2])
+    np.testing.assert_array_equal(parse('"depth","height","width"\n"3","1",2', CSV), [[1, 2, 3]])
+    # A quoted label may hold the delimiter.
+    np.testing.assert_array_equal(
+        parse('height,width,depth,label\n1,2,3,"cat, large"\n4,5,6,dog', CSV), [[1, 2, 3], [4, 5, 6]]
+    )
+
+
+def test_csv_rows_of_numbers_are_data_even_where_the_feature_names_are_numbers() -> None:
+    schema = Schema(("0", "1", "2"), "label")
+    np.testing.assert_array_equal(parse("0,1,2\n5,6,7", CSV, schema), [[0, 1, 2], [5, 6, 7]])
+    np.testing.assert_array_equal(parse("2,1,0", CSV, schema), [[2, 1, 0]])
+
+
+# JSON and JSON Lines bodies.
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"instances": ROWS},
+        ROWS,
+        {"instances": [dict(zip(("width", "depth", "height"), (r[1], r[2], r[0]), strict=True)) for r in ROWS]},
+        [{"depth": r[2], "label": "cat", "height": r[0], "width": r[1]} for r in ROWS],
+        [{"features": r} for r in ROWS],
+        {"instances": [{"features": r} for r in ROWS]},
+    ],
+    ids=[
+        "instances",
+        "list-of-rows",
+        "objects-by-name",
+        "objects-with-label",
+        "features-objects",
+        "instances-features",
+    ],
+)
+def test_json_many_rows(document: object) -> None:
+    np.testing.assert_array_equal(parse(json.dumps(document), JSON), ROWS)
+
+
+@pytest.mark.parametrize("document", [[1, 2, 3], {"instances": [1, 2, 3]}, [1, 2.0, 3], [[1, 2, 3]]])
+def test_json_single_row(document: object) -> None:
+    np.testing.assert_array_equal(parse(json.dumps(document), JSON), [[1, 2, 3]])
+
+
+def test_json_integers_beyond_64_bits_are_numbers() -> None:
+    np.testing.assert_array_equal(parse(f"[[1, 2, {2**64 - 1}]]", JSON), [[1, 2, float(2**64 - 1)]])
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [json.dumps(row) for row in ROWS],
+        [json.dumps({"features": row}) for row in ROWS],
+        [json.dumps(dict(zip(reversed(SCHEMA.feature_names), reversed(row), strict=True))) for row in ROWS],
+    ],
+    ids=["lists", "features-objects", "objects-by-name"],
+)
+@pytest.mark.parametrize("separator", ["\n", "\r\n", "\n\n"])
+def test_json_lines(lines: list[str], separator: str) -> None:
+    np.testing.assert_array_equal(parse(separator.join(lines) + separator, JSON_LINES), ROWS)
+
+
+# Rejections.
+
+
+def test_empty_bodies_are_rejected() -> None:
+    for content_type in (CSV, JSON, JSON_LINES):
+        for body in ("", "  ", "\n\n", "\r\n \t"):
+            assert "empty" in str(rejected(body, content_type))
+
+
+@pytest.mark.parametrize("content_type", [CSV, JSON, JSON_LINES])
+@pytest.mark.parametrize("separator", ["\u2028", "\x1c", "\u2029\x1e"])
+def test_a_body_of_unicode_line_separators_is_rejected(content_type: str, separator: str) -> None:
+    """str.splitlines() breaks lines on these characters; bytes.strip() does not see them as blank."""
+    rejected(separator, content_type)
+
+
+@pytest.mark.parametrize("content_type", [CSV, JSON, JSON_LINES])
+def test_non_utf8_bodies_are_rejected(content_type: str) -> None:
+    error = rejected(b"1,2,\xff\xfe", content_type)
+    assert "UTF-8" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body, row",
+    [("1,2", 1), ("1,2,3,4", 1), ("1,2,3\n4,5\n7,8,9", 2), ("1,2,3\n4,5,6\n7,8,9,10", 3), ("1,2,3,", 1)],
+)
+def test_csv_wrong_value_count_names_the_row(body: str, row: int) -> None:
+    error = rejected(body, CSV)
+    assert error.row == row
+    assert f"row {row}" in str(error)
+    assert "3" in str(error)
+
+
+def test_csv_wrong_value_count_after_a_header_counts_rows_after_it() -> None:
+    error = rejected("height,width,depth\n1,2,3\n4,5", CSV)
+    assert error.row == 2 and "row 2" in str(error)
+    error = rejected("depth,height,width\n1,2,3\n4,5", CSV)
+    assert error.row == 2 and "row 2" in str(error)
+
+
+@pytest.mark.parametrize(
+    "body, row, column, name, text",
+    [
+        ("1,abc,3", 1, 2, "width", "abc"),
+        ("1,2,3\n4,5,six", 2, 3, "depth", "six"),
+        ("1,2,3\n4,5,6\nx1,5,6", 3, 1, "height", "x1"),
+        ('"1","2","3"\n"4","five","6"', 2, 2, "width", "five"),
+        ("height,width,depth\n1,2,3\n4,5,0x10", 2, 3, "depth", "0x10"),
+        # With the header in another order, the column is the model's: depth is its third.
+        ("depth,height,width\nbad,1,2", 1, 3, "depth", "bad"),
+        ("depth,height,width\n3,1,2\n6,4,oops", 2, 2, "width", "oops"),
+    ],
+)
+def test_csv_non_numeric_value_names_row_and_column(body: str, row: int, column: int, name: str, text: str) -> None:
+    error = rejected(body, CSV)
+    assert (error.status, error.row, error.column) == (400, row, column)
+    message = str(error)
+    assert f"row {row}" in message and name in message and text in message
+
+
+@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1e999"])
+@pytest.mark.parametrize("template", ["1,{},3", "1,2,3\n4,{},6", "1,2,3\n4,5,6\n7,{},9"])
+def test_csv_non_finite_values_are_rejected(value: str, template: str) -> None:
+    body = template.format(value)
+    error = rejected(body, CSV)
+    assert error.column == 2
+    assert error.row == body.count("\n") + 1
+    assert "finite" in str(error) and "width" in str(error)
+
+
+@pytest.mark.parametrize("body, row, column", [("1,,3", 1, 2), ("1,2,3\n4,5,", 2, 3), ("1,2,3\n ,5,6", 2, 1)])
+def test_csv_empty_value_names_row_and_column(body: str, row: int, column: int) -> None:
+    error = rejected(body, CSV)
+    assert (error.row, error.column) == (row, column)
+    assert "empty" in str(error)
+
+
+def test_malformed_csv_is_rejected() -> None:
+    error = rejected('1,2,"' + "9" * 200_000 + '"', CSV)
+    assert "CSV" in str(error)
+
+
+@pytest.mark.parametrize(
+    "header, named",
+    [("height,width,depth,color", "color"), ("height,width", "depth"), ("height,width,size", "size")],
+)
+def test_csv_header_with_unknown_or_missing_columns_names_them(header: str, named: str) -> None:
+    error = rejected(f"{header}\n1,2,3,4", CSV)
+    assert error.row == 0
+    assert named in str(error)
+
+
+def test_csv_header_with_a_duplicate_column_is_rejected() -> None:
+    error = rejected("height,width,depth,depth\n1,2,3,3", CSV)
+    assert error.row == 0 and "twice" in str(error)
+    error = rejected("height,width,depth,label,label\n1,2,3,cat,dog", CSV)
+    assert error.row == 0
+
+
+@pytest.mark.parametrize("body", ["height,width,depth", "height,width,depth\n", "depth,height,width,label\n\n"])
+def test_csv_header_without_rows_is_rejected(body: str) -> None:
+    error = rejected(body, CSV)
+    assert error.row == 0 and "no rows" in str(error)
+
+
+@pytest.mark.parametrize("body", ["[[1, 2, 3]", "{instances: []}", "[1, 2, 3]]", "[[1, 2, 3],]", "[[1 2 3]]"])
+def test_malformed_json_is_rejected(body: str) -> None:
+    assert "malformed JSON" in str(rejected(body, JSON))
+
+
+@pytest.mark.parametrize("body", ["5", "null", '"1,2,3"', "true", '{"rows": [[1, 2, 3]]}', '{"instances": 5}'])
+def test_json_that_is_not_rows_is_rejected(body: str) -> None:
+    error = rejected(body, JSON)
+    assert "instances" in str(error) or "list" in str(error)
+
+
+@pytest.mark.parametrize("body", ["[]", '{"instances": []}'])
+def test_json_without_rows_is_rejected(body: str) -> None:
+    assert "no rows" in str(rejected(body, JSON))
+
+
+@pytest.mark.parametrize(
+    "document, row",
+    [([[1, 2, 3], [1, 2]], 2), ([1, 2], 1), ([[1, 2, 3, 4]], 1), ([[1, 2, 3], [4, 5, 6], []], 3), ([[1, 2, 3], 5], 2)],
+)
+def test_json_wrong_value_count_names_the_row(document: list, row: int) -> None:
+    error = rejected(json.dumps(document), JSON)
+    assert error.row == row and f"row {row}" in str(error)
+
+
+NOT_NUMBERS = [("true", "true"), ("false", "false"), ('"2"', '"2"'), ('"abc"', "abc"), ("null", "null")]
+
+
+@pytest.mark.parametrize("value, text", [*NOT_NUMBERS, ("[2]", "[2]"), ('{"v": 2}', "v")], ids=lambda value: str(value))
+@pytest.mark.parametrize("wrap", ["[[1, {}, 3]]", '{{"instances": [[1, 2, 3], [4, {}, 6]]}}'])
+def test_json_values_other_than_numbers_are_rejected(value: str, text: str, wrap: str) -> None:
+    """Booleans and numeric strings too: numpy would turn them into 1.0 and 2.0 without complaint."""
+    error = rejected(wrap.format(value), JSON)
+    assert error.column == 2
+    assert error.row == (2 if "instances" in wrap else 1)
+    assert "width" in str(error) and text in str(error)
+
+
+@pytest.mark.parametrize("value, text", NOT_NUMBERS, ids=lambda value: str(value))
+def test_json_single_flat_row_with_a_value_other_than_a_number_is_rejected(value: str, text: str) -> None:
+    error = rejected(f"[1, {value}, 3]", JSON)
+    assert (error.row, error.column) == (1, 2)
+    assert text in str(error)
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", str(10**400)])
+def test_json_non_finite_values_are_rejected(value: str) -> None:
+    error = rejected(f"[[1, 2, 3], [4, 5, {value}]]", JSON)
+    assert (error.row, error.column) == (2, 3)
+    assert "finite" in str(error) and "depth" in str(error)
+
+
+@pytest.mark.parametrize(
+    "row, named",
+    [
+        ({"height": 1, "width": 2}, "depth"),
+        ({"height": 1, "width": 2, "depth": 3, "colour": 4}, "colour"),
+        ({"features": "1,2,3"}, "list"),
+        ({"features": {"height": 1}}, "list"),
+        ("1,2,3", "list"),
+    ],
+)
+def test_json_object_rows_with_wrong_fields_are_rejected(row: object, named: str) -> None:
+    error = rejected(json.dumps([[1, 2, 3], row]), JSON)
+    assert error.row == 2 and "row 2" in str(error) and named in str(error)
+
+
+def test_json_object_row_values_must_be_numbers() -> None:
+    error = rejected(json.dumps([{"height": 1, "width": "2", "depth": 3}]), JSON)
+    assert (error.row, error.column) == (1, 2)
+
+
+def test_json_lines_errors_name_the_line() -> None:
+    error = rejected("[1, 2, 3]\n[4, 5, 6]\n[7, 8", JSON_LINES)
+    assert error.row == 3 and "row 3" in str(error) and "malformed JSON" in str(error)
+    error = rejected("[1, 2, 3]\n[4, 5]\n", JSON_LINES)
+    assert error.row == 2
+    error = rejected('[1, 2, 3]\n{"height": 1, "width": true, "depth": 3}\n', JSON_LINES)
+    assert (error.row, error.column) == (2, 2)
+    error = rejected("[1, 2, 3]\n7\n", JSON_LINES)
+    assert error.row == 2
+    error = rejected("[1, 2, 3]\n[4, 5, NaN]\n", JSON_LINES)
+    assert (error.row, error.column) == (2, 3)
+
+
+def test_a_pretty_printed_json_document_is_not_json_lines() -> None:
+    rejected(json.dumps({"instances": ROWS}, indent=2), JSON_LINES)
+
+
+def test_deeply_nested_json_is_rejected() -> None:
+    rejected("[" * 100_000 + "]" * 100_000, JSON)
+    rejected("[[" + "[" * 70 + "1" + "]" * 70 + ", 2, 3]]", JSON)
+
+
+# Rendering.
+
+LOGITS = np.array([[0.0, 5.0, 1.0], [3.0, 0.0, 0.0], [-1.0, -2.0, 4.0], [1000.0, -1000.0, 0.0]], dtype=np.float32)
+LABELS = ["dog", "cat", "fish", "cat"]
+
+
+def test_render_csv_is_one_label_per_line() -> None:
+    assert payload.render(LOGITS, CLASSES, CSV) == b"dog\ncat\nfish\ncat\n"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    exponentials = np.exp(logits.astype(np.float64) - logits.max(axis=1, keepdims=True))
+    return exponentials / exponentials.sum(axis=1, keepdims=True)
+
+
+def check_predictions(predictions: list[dict]) -> None:
+    assert [prediction["label"] for prediction in predictions] == LABELS
+    for prediction, expected in zip(predictions, softmax(LOGITS), strict=True):
+        probabilities = prediction["probabilities"]
+        assert list(probabilities) == list(CLASSES)
+        np.testing.assert_allclose(list(probabilities.values()), expected, atol=1e-6)
+        assert sum(probabilities.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_render_json_holds_labels_and_probabilities() -> None:
+    document = json.loads(payload.render(LOGITS, CLASSES, JSON))
+    assert list(document) == ["predictions"]
+    check_predictions(document["predictions"])
+
+
+def test_render_json_lines_is_one_object_per_line() -> None:
+    body = payload.render(LOGITS, CLASSES, JSON_LINES).decode()
+    assert body.endswith("\n")
+    lines = body.splitlines()
+    assert len(lines) == len(LOGITS)
+    check_predictions([json.loads(line) for line in lines])
+
+
+def test_payload_error_body_is_json_with_row_and_column() -> None:
+    assert json.loads(PayloadError("bad", 400, row=3, column=2).body()) == {"error": "bad", "row": 3, "column": 2}
+    assert json.loads(PayloadError("too big", 413).body()) == {"error": "too big"}
