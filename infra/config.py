@@ -26,6 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from infra.foundation.layout import DataPrefix
+from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 
@@ -157,46 +160,195 @@ class TrainingSettings(_Section):
         return self
 
 
-class RealtimeInference(CapacityBounds):
+_SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
+_MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws(?:-[a-z]+)*:sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:"
+    r"model-package/[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}/[0-9]+$"
+)
+_JSON_PATH = re.compile(r"^\$\S*$")
+# S3 keys that may stand in an IAM resource ARN and an EventBridge prefix filter as they are.
+_S3_PREFIX = re.compile(r"^(?:[a-zA-Z0-9!_.()-]+/)+$")
+# SageMaker's limit on a transform job's in-flight data: MaxPayloadInMB x MaxConcurrentTransforms.
+TRANSFORM_IN_FLIGHT_LIMIT_MB = 100
+
+
+def _schedule(value: str) -> str:
+    if not _SCHEDULE.match(value):
+        raise ValueError("expected an EventBridge schedule expression: cron(...) or rate(...)")
+    return value
+
+
+def _model_package_arn(value: str) -> str:
+    if not _MODEL_PACKAGE_ARN.match(value):
+        raise ValueError(
+            "not a SageMaker model package version ARN; expected "
+            "arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>, "
+            "e.g. arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlopskit-prod-models/3"
+        )
+    return value
+
+
+def _json_path(value: str) -> str:
+    if not _JSON_PATH.match(value):
+        raise ValueError("expected a JSONPath expression starting with '$', e.g. '$' or '$[1:]'")
+    return value
+
+
+def _batch_input_prefix(value: str) -> str:
+    if not value.startswith(DataPrefix.BATCH_TRANSFORM) or not _S3_PREFIX.match(value):
+        raise ValueError(
+            f"expected a key prefix under the data bucket's {DataPrefix.BATCH_TRANSFORM} (where the SageMaker role "
+            f"may read), ending in '/', of letters, digits and !_.()-, e.g. {DataPrefix.BATCH_TRANSFORM}input/"
+        )
+    return value
+
+
+def _content_type_in(allowed: tuple[str, ...]) -> AfterValidator:
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"not a content type the serving container handles; allowed: {', '.join(allowed)}")
+        return value
+
+    return AfterValidator(check)
+
+
+ModelPackageArn = Annotated[str, AfterValidator(_model_package_arn)]
+JsonPath = Annotated[str, AfterValidator(_json_path)]
+Schedule = Annotated[str, AfterValidator(_schedule)]
+
+
+class ScalingCooldowns(_Section):
+    scale_in_cooldown_seconds: int = Field(default=300, ge=0, le=3600)
+    scale_out_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+
+
+class RealtimeInference(CapacityBounds, ScalingCooldowns):
     enabled: bool = True
     instance_type: InstanceType = "ml.m5.large"
     min_capacity: int = Field(default=1, ge=1)
     max_capacity: int = Field(default=2, ge=1)
+    invocations_per_instance_target: int = Field(default=700, gt=0)
+    data_capture_percent: int = Field(default=20, ge=0, le=100)
+    # Blue/green deployment: the canary gets this share of the new fleet's capacity (SageMaker allows up to 50%).
+    canary_percent: int = Field(default=10, ge=1, le=50)
+    canary_wait_seconds: int = Field(default=300, ge=0, le=3600)
+    termination_wait_seconds: int = Field(default=300, ge=0, le=3600)
+    deployment_timeout_seconds: int = Field(default=1800, ge=600, le=28800)
+
+    @model_validator(mode="after")
+    def _timeout_covers_waits(self) -> RealtimeInference:
+        waits = self.canary_wait_seconds + self.termination_wait_seconds
+        if self.deployment_timeout_seconds <= waits:
+            raise ValueError(
+                f"deployment_timeout_seconds ({self.deployment_timeout_seconds}) must be greater than "
+                f"canary_wait_seconds + termination_wait_seconds ({waits})"
+            )
+        return self
 
 
-class ServerlessInference(_Section):
+class ServerlessInference(ScalingCooldowns):
     enabled: bool = False
     memory_size_mb: Literal[1024, 2048, 3072, 4096, 5120, 6144] = 2048
     max_concurrency: int = Field(default=5, ge=1, le=200)
+    # Provisioned concurrency (warm capacity) and its auto-scaling range: none unless set.
+    provisioned_concurrency: int | None = Field(default=None, ge=1)
+    max_provisioned_concurrency: int | None = Field(default=None, ge=1)
+    provisioned_concurrency_utilization_target: float = Field(default=0.7, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _provisioned_within_max_concurrency(self) -> ServerlessInference:
+        bounds = (
+            ("provisioned_concurrency", self.provisioned_concurrency, "max_concurrency", self.max_concurrency),
+            ("max_provisioned_concurrency", self.max_provisioned_concurrency, "max_concurrency", self.max_concurrency),
+            (
+                "provisioned_concurrency",
+                self.provisioned_concurrency,
+                "max_provisioned_concurrency",
+                self.max_provisioned_concurrency,
+            ),
+        )
+        for lower_name, lower, upper_name, upper in bounds:
+            if lower is not None and upper is not None and lower > upper:
+                raise ValueError(f"{lower_name} ({lower}) must be <= {upper_name} ({upper})")
+        if self.max_provisioned_concurrency is not None and self.provisioned_concurrency is None:
+            raise ValueError("max_provisioned_concurrency needs provisioned_concurrency")
+        return self
+
+    @property
+    def scaled_provisioned_concurrency_max(self) -> int:
+        """The most provisioned concurrency auto-scaling may set: max_provisioned_concurrency, else max_concurrency."""
+        return self.max_provisioned_concurrency or self.max_concurrency
 
 
-class AsyncInference(CapacityBounds):
+class AsyncInference(CapacityBounds, ScalingCooldowns):
     enabled: bool = False
     instance_type: InstanceType = "ml.m5.large"
     min_capacity: int = Field(default=0, ge=0)
     max_capacity: int = Field(default=2, ge=1)
+    max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
+    backlog_per_instance_target: float = Field(default=5.0, gt=0)
 
 
 class BatchTransform(_Section):
     enabled: bool = False
     instance_type: InstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
+    input_prefix: Annotated[str, AfterValidator(_batch_input_prefix)] = f"{DataPrefix.BATCH_TRANSFORM}input/"
+    content_type: Annotated[str, _content_type_in(REQUEST_CONTENT_TYPES)] = "text/csv"
+    accept: Annotated[str, _content_type_in(RESPONSE_CONTENT_TYPES)] = "text/csv"
+    max_payload_mb: int = Field(default=6, ge=1, le=TRANSFORM_IN_FLIGHT_LIMIT_MB)
+    max_concurrent_transforms: int = Field(default=1, ge=1)
+    input_filter: JsonPath = "$"
+    output_filter: JsonPath = "$"
+    join_source: Literal["Input", "None"] = "Input"
+    run_on_upload: bool = True
+    schedule: Schedule | None = None
+
+    @model_validator(mode="after")
+    def _in_flight_data_within_limit(self) -> BatchTransform:
+        in_flight = self.max_payload_mb * self.max_concurrent_transforms
+        if in_flight > TRANSFORM_IN_FLIGHT_LIMIT_MB:
+            raise ValueError(
+                f"max_payload_mb x max_concurrent_transforms ({self.max_payload_mb} x {self.max_concurrent_transforms}"
+                f" = {in_flight}) must be <= {TRANSFORM_IN_FLIGHT_LIMIT_MB}"
+            )
+        return self
+
+
+class ServingAlarms(_Section):
+    """Thresholds of the serving alarms; the real-time 5XX and latency alarms also roll back deployments."""
+
+    latency_p99_microseconds: int = Field(default=250_000, gt=0)
+    server_errors_per_minute: int = Field(default=1, ge=1)
+    client_errors_per_minute: int = Field(default=20, ge=1)
+    backlog_age_seconds: int = Field(default=900, gt=0)
+    evaluation_minutes: int = Field(default=2, ge=1, le=60)
+
+
+MODE_NAMES = ("realtime", "serverless", "asynchronous", "batch_transform")
 
 
 class InferenceSettings(_Section):
+    # The approved model package version every mode serves; without one the stage has no serving stack.
+    model_package_arn: ModelPackageArn | None = None
     realtime: RealtimeInference = RealtimeInference()
     serverless: ServerlessInference = ServerlessInference()
     asynchronous: AsyncInference = AsyncInference()
     batch_transform: BatchTransform = BatchTransform()
+    alarms: ServingAlarms = ServingAlarms()
 
     @property
     def enabled_modes(self) -> tuple[str, ...]:
-        return tuple(name for name in type(self).model_fields if getattr(self, name).enabled)
+        return tuple(name for name in MODE_NAMES if getattr(self, name).enabled)
+
+    @property
+    def model_package_region(self) -> str | None:
+        match = _MODEL_PACKAGE_ARN.match(self.model_package_arn or "")
+        return match["region"] if match else None
 
 
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
-_SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
 
 
 def _subnet_ids(value: list[str]) -> list[str]:
@@ -210,12 +362,6 @@ def _security_group_ids(value: list[str]) -> list[str]:
     bad = [item for item in value if not _SECURITY_GROUP_ID.match(item)]
     if bad or not value:
         raise ValueError(f"expected one or more security group ids such as sg-0123456789abcdef0, got {bad or value}")
-    return value
-
-
-def _schedule(value: str) -> str:
-    if not _SCHEDULE.match(value):
-        raise ValueError("expected an EventBridge schedule expression: cron(...) or rate(...)")
     return value
 
 
@@ -240,7 +386,7 @@ class PipelineSettings(_Section):
     tuning_max_parallel_jobs: int = Field(default=2, ge=1, le=100)
     accuracy_threshold: float = Field(default=0.9, gt=0, le=1)
     enable_step_caching: bool = False
-    schedule: Annotated[str, AfterValidator(_schedule)] | None = None
+    schedule: Schedule | None = None
     network_isolation: bool = False
     vpc: VpcSettings | None = None
     warm_start_model_uri: Annotated[str, AfterValidator(_s3_uri)] | None = None
@@ -285,6 +431,16 @@ class StageConfig(_Section):
     @property
     def resource_prefix(self) -> str:
         return f"{self.project_name}-{self.name}"
+
+    @model_validator(mode="after")
+    def _model_package_in_stage_region(self) -> StageConfig:
+        package_region = self.inference.model_package_region
+        if self.region and package_region and package_region != self.region:
+            raise ValueError(
+                f"inference.model_package_arn is in {package_region} but the stage deploys to {self.region}; "
+                "SageMaker hosts a model package only in its own region"
+            )
+        return self
 
     @property
     def destroy_on_removal(self) -> bool:

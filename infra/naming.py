@@ -32,3 +32,32 @@ def model_package_group_name(config: StageConfig) -> str:
 
 def pipeline_name(config: StageConfig) -> str:
     return f"{config.resource_prefix}-training"
+
+
+# Every endpoint has one production variant; scaling targets and metrics address it by this name.
+VARIANT_NAME = "AllTraffic"
+
+
+def realtime_endpoint_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-realtime"
+
+
+def serverless_endpoint_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-serverless"
+
+
+def async_endpoint_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-async"
+
+
+def batch_transform_state_machine_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-batch-transform"
+
+
+def transform_job_name_prefix(config: StageConfig) -> str:
+    """Transform jobs are named `<prefix><execution name>`; IAM scopes the state machine to this prefix."""
+    return f"{config.resource_prefix}-"
+
+
+def serving_dashboard_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-serving"

@@ -9,6 +9,8 @@ from infra import naming
 from infra.config import StageConfig
 from infra.foundation.stack import FoundationStack
 from infra.pipeline.stack import PipelineStack
+from infra.serving import SERVING_SUMMARY_METADATA
+from infra.serving.stack import ServingStack, serving_skip_reason
 from infra.tagging import tag_everything
 
 
@@ -33,4 +35,19 @@ class MlopsStage(Stage):
             termination_protection=config.name == "prod",
             analytics_reporting=False,
         )
+        self.serving: ServingStack | None = None
+        skip_reason = serving_skip_reason(config)
+        if skip_reason:
+            # cdk.out then still says why the stage serves nothing (`make run` prints it).
+            self.foundation.node.add_metadata(SERVING_SUMMARY_METADATA, f"not deployed: {skip_reason}")
+        else:
+            self.serving = ServingStack(
+                self,
+                "Serving",
+                config=config,
+                foundation=self.foundation,
+                stack_name=naming.stack_name(config, "serving"),
+                termination_protection=config.name == "prod",
+                analytics_reporting=False,
+            )
         tag_everything(self, config.all_tags)

@@ -1,4 +1,5 @@
-"""`make run`'s report on a synthesized assembly: stacks, resource counts per type, cdk-nag and cfn-lint status."""
+"""`make run`'s report on a synthesized assembly: stacks, resource counts per type, cdk-nag and cfn-lint status,
+and what each stage serves."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from infra.cloud_assembly import security_findings, synthesized_stacks
+from infra.cloud_assembly import SynthesizedStack, security_findings, synthesized_stacks
 from infra.lint import lint_template
+from infra.serving import SERVING_SUMMARY_METADATA
 
 app = typer.Typer(add_completion=False)
 
@@ -57,7 +59,12 @@ def summarize(
             console.print(
                 f"cfn-lint {stack.display_name}: {finding}", style="red" if finding.severity == "error" else "yellow"
             )
-    console.print(resources, status)
+    serving = Table(title="Serving per stage")
+    for column in ("stage", "serving"):
+        serving.add_column(column)
+    for stage, description in serving_by_stage(stacks).items():
+        serving.add_row(stage, description)
+    console.print(resources, status, serving)
 
     try:
         unacknowledged = security_findings(assembly_dir)
@@ -71,6 +78,18 @@ def summarize(
     console.print(f"cfn-lint over {len(stacks)} templates: {lint_errors} errors")
     if unacknowledged or lint_errors:
         raise typer.Exit(1)
+
+
+def serving_by_stage(stacks: list[SynthesizedStack]) -> dict[str, str]:
+    """{stage: its endpoints and batch transform, or why it serves nothing}, as the stage recorded it at synth."""
+    served: dict[str, list[str]] = {}
+    for stack in stacks:
+        stage = stack.display_name.split("/")[0]
+        for entries in stack.metadata.values():
+            served.setdefault(stage, []).extend(
+                entry["data"] for entry in entries if entry["type"] == SERVING_SUMMARY_METADATA
+            )
+    return {stage: "; ".join(descriptions) for stage, descriptions in served.items() if descriptions}
 
 
 if __name__ == "__main__":

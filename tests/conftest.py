@@ -24,6 +24,18 @@ from tests.offline import offline_without_credentials  # noqa: E402
 
 # Skips asset bundling: templates and asset hashes stay the same, and tests need no Docker.
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
+# cdk.json names no model package (one exists only after a pipeline run), so no stage would serve. As an operator
+# would on the command line: staging serves in every mode (serverless with provisioned concurrency, batch on upload
+# and on a schedule), prod in its cdk.json modes, and dev stays without a serving stack.
+MODEL_PACKAGES = "arn:aws:sagemaker:eu-west-1:123456789012:model-package"
+SERVING_CONTEXT = {
+    "staging.inference.model_package_arn": f"{MODEL_PACKAGES}/mlopskit-staging-models/3",
+    "staging.inference.serverless.enabled": "true",
+    "staging.inference.serverless.provisioned_concurrency": "2",
+    "staging.inference.serverless.max_provisioned_concurrency": "4",
+    "staging.inference.batch_transform.schedule": "cron(0 4 ? * MON-FRI *)",
+    "prod.inference.model_package_arn": f"{MODEL_PACKAGES}/mlopskit-prod-models/7",
+}
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,7 @@ def synthesize(context: dict[str, Any], outdir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def cdk_context() -> dict[str, Any]:
-    return cdk_json_context()
+    return {**cdk_json_context(), **SERVING_CONTEXT}
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,9 @@ from infra.foundation.removal import removal_policy
 
 # The account root may administer the key (so it can never become unmanageable). Direct use is granted only to the
 # principals named in the key policy; other principals of the account (operators, CI) may use it only through S3, so
-# that IAM policies can let them put data in and read results out of the stage buckets, and do nothing else with it.
+# that IAM policies can let them put data in and read results out of the stage buckets, and through SageMaker only to
+# grant it to the endpoints and transform jobs they create (CloudFormation, the batch state machine), which SageMaker
+# does with the creator's credentials.
 KEY_ADMINISTRATION_ACTIONS = (
     "kms:CancelKeyDeletion",
     "kms:CreateAlias",
@@ -81,6 +83,20 @@ class StageKey(Construct):
                                 "kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com",
                                 "kms:CallerAccount": Aws.ACCOUNT_ID,
                             }
+                        },
+                    ),
+                    iam.PolicyStatement(
+                        sid="AccountGrantsKeyToSageMakerResources",
+                        principals=[iam.AccountRootPrincipal()],
+                        actions=["kms:CreateGrant", "kms:DescribeKey"],
+                        resources=["*"],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"sagemaker.{Aws.REGION}.amazonaws.com",
+                                "kms:CallerAccount": Aws.ACCOUNT_ID,
+                            },
+                            # DescribeKey carries no grant context; every CreateGrant must be for an AWS resource.
+                            "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
                         },
                     ),
                 ]

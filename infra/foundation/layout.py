@@ -8,6 +8,8 @@ from enum import StrEnum
 class DataPrefix(StrEnum):
     RAW = "raw/"
     PROCESSED = "processed/"
+    # Batch transform reads its input here (infra/config.py BatchTransform.input_prefix lies under it).
+    BATCH_TRANSFORM = "batch-transform/"
 
 
 class ArtifactPrefix(StrEnum):

@@ -16,7 +16,7 @@ from infra.security import acknowledge_wildcard_resources
 
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 # AWS Deep Learning Container and SageMaker framework images live in AWS-owned accounts that differ per region.
-AWS_FRAMEWORK_IMAGE_REPOSITORIES = ("pytorch-training", "pytorch-inference", "sagemaker-scikit-learn")
+AWS_FRAMEWORK_IMAGE_REPOSITORIES = ("pytorch-training", "sagemaker-scikit-learn")
 # Where `cdk deploy` pushes the serving image (DockerImageAsset) in the bootstrapped account.
 CDK_IMAGE_ASSET_REPOSITORIES = "cdk-*-container-assets-*"
 PIPELINE_JOB_TYPES = ("processing-job", "training-job", "hyper-parameter-tuning-job")

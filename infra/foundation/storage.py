@@ -37,6 +37,11 @@ class Storage(Construct):
             "This is the server-access-logs destination; logging it into itself would log its own log deliveries.",
         )
         self.data = self._logged_kms_bucket("Data", BucketPurpose.DATA, key)
+        # Object events go to EventBridge (batch transform starts on uploads). Set on the bucket resource itself:
+        # `event_bridge_enabled=True` would add a custom resource, a Lambda function with a managed policy, to do it.
+        self.data.node.default_child.add_property_override(
+            "NotificationConfiguration.EventBridgeConfiguration.EventBridgeEnabled", True
+        )
         self.artifacts = self._logged_kms_bucket(
             "Artifacts",
             BucketPurpose.ARTIFACTS,

@@ -1,25 +1,30 @@
-"""AWS framework image URIs per region, as a CloudFormation mapping: the image accounts differ per region, and an
-environment-agnostic template learns its region only at deploy time."""
+"""The pipeline's images: AWS framework image URIs per region, as a CloudFormation mapping (the image accounts differ
+per region, and an environment-agnostic template learns its region only at deploy time), and our serving image, which
+`cdk deploy` builds and pushes."""
 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
 import sagemaker
-from aws_cdk import Aws, CfnMapping, Fn
+from aws_cdk import Aws, CfnMapping, Fn, IgnoreMode
+from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 from sagemaker import image_uris
+
+from infra.config import PROJECT_ROOT
 
 
 class FrameworkImage(StrEnum):
     TRAINING = "Training"
     PREPROCESSING = "Preprocessing"
     EVALUATION = "Evaluation"
-    SERVING = "Serving"
 
 
 @dataclass(frozen=True)
@@ -31,13 +36,11 @@ class ImageSpec:
     instance_type: str
 
 
-# Training and evaluation run on PyTorch 2.8 (Python 3.12), preprocessing on scikit-learn; the default serving
-# image (PyTorch 2.6, the newest inference image the SDK lists) stands in until the project builds its own.
+# Training and evaluation run on PyTorch 2.8 (Python 3.12), preprocessing on scikit-learn.
 IMAGE_SPECS = {
     FrameworkImage.TRAINING: ImageSpec("pytorch", "2.8.0", "py312", "training", "ml.g5.xlarge"),
     FrameworkImage.PREPROCESSING: ImageSpec("sklearn", "1.4-2", "py3", "training", "ml.m5.xlarge"),
     FrameworkImage.EVALUATION: ImageSpec("pytorch", "2.8.0", "py312", "training", "ml.m5.xlarge"),
-    FrameworkImage.SERVING: ImageSpec("pytorch", "2.6.0", "py312", "inference", "ml.m5.xlarge"),
 }
 
 
@@ -92,3 +95,58 @@ class FrameworkImages(Construct):
 
     def uri(self, image: FrameworkImage) -> str:
         return Fn.find_in_map(self.mapping.logical_id, Aws.REGION, image)
+
+
+SERVING_IMAGE_CONTEXT = PROJECT_ROOT / "training_code"
+SERVING_DOCKERFILE = "Dockerfile"
+# COPY/ADD: leading --flags, then sources and destination (shell or JSON-array form).
+_COPY_FLAGS = re.compile(r"^((?:--\S+\s+)*)(.*)$")
+
+
+def dockerfile_copy_sources(dockerfile: str) -> tuple[str, ...]:
+    """The build-context paths that a Dockerfile's COPY and ADD instructions read (not those from other stages)."""
+    sources: list[str] = []
+    for line in dockerfile.replace("\\\n", " ").splitlines():
+        instruction, _, arguments = line.strip().partition(" ")
+        if instruction.upper() not in ("COPY", "ADD"):
+            continue
+        flags, operands = _COPY_FLAGS.match(arguments.strip()).groups()
+        if "--from" in flags:
+            continue
+        paths = json.loads(operands) if operands.startswith("[") else shlex.split(operands)
+        sources += paths[:-1]
+    return tuple(dict.fromkeys(sources))
+
+
+def serving_image_excludes(dockerfile: str) -> list[str]:
+    """Everything but what the Dockerfile copies, and no bytecode: the asset hash, and so the image tag, changes only
+    when the serving code does."""
+    return [
+        "*",
+        f"!{SERVING_DOCKERFILE}",
+        *(f"!{source}" for source in dockerfile_copy_sources(dockerfile)),
+        "**/__pycache__",
+        "**/*.pyc",
+    ]
+
+
+class ServingImage(Construct):
+    """The serving container for every inference mode. Synth only stages its build context; `cdk deploy` builds it
+    and pushes it to the bootstrap container-assets repository."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, context_dir: Path = SERVING_IMAGE_CONTEXT) -> None:
+        super().__init__(scope, construct_id)
+        self.asset = ecr_assets.DockerImageAsset(
+            self,
+            "Asset",
+            directory=str(context_dir),
+            file=SERVING_DOCKERFILE,
+            exclude=serving_image_excludes((context_dir / SERVING_DOCKERFILE).read_text()),
+            ignore_mode=IgnoreMode.DOCKER,
+            platform=ecr_assets.Platform.LINUX_AMD64,
+            display_name="serving image",
+        )
+
+    @property
+    def image_uri(self) -> str:
+        return self.asset.image_uri

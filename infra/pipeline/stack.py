@@ -1,4 +1,5 @@
-"""The pipeline stack of a stage: model package group, the SageMaker Pipeline and its code, and an optional schedule."""
+"""The pipeline stack of a stage: model package group, the SageMaker Pipeline, its code and the serving image it
+registers models with, and an optional schedule."""
 
 from __future__ import annotations
 
@@ -16,14 +17,23 @@ from constructs import Construct
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.stack import FoundationStack
-from infra.pipeline.images import FrameworkImage, FrameworkImages
+from infra.pipeline.images import FrameworkImage, FrameworkImages, ServingImage
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
 from pipelines.definition import PipelineTargets, pipeline_definition
 
 # The SDK needs a literal role ARN (anything else makes it call IAM); CloudFormation puts the real one in its place.
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-sagemaker-execution-role"
+SERVING_IMAGE_VARIABLE = "ServingImage"
 # Names of the `Fn::Sub` variables in the definition body; `${AWS::Region}` is CloudFormation's own.
-SUBSTITUTED = ("ExecutionRoleArn", "KmsKeyArn", "DataBucket", "ArtifactsBucket", "CodeBucket", *FrameworkImage)
+SUBSTITUTED = (
+    "ExecutionRoleArn",
+    "KmsKeyArn",
+    "DataBucket",
+    "ArtifactsBucket",
+    "CodeBucket",
+    *FrameworkImage,
+    SERVING_IMAGE_VARIABLE,
+)
 
 
 class PipelineStack(Stack):
@@ -33,7 +43,7 @@ class PipelineStack(Stack):
         super().__init__(
             scope,
             construct_id,
-            description=f"{config.resource_prefix}: training pipeline, model package group and schedule",
+            description=f"{config.resource_prefix}: training pipeline, model package group, serving image, schedule",
             **kwargs,
         )
         roles = foundation.roles
@@ -64,6 +74,8 @@ class PipelineStack(Stack):
             ],
         )
         images = FrameworkImages(self, "FrameworkImages")
+        # Endpoints get the image through the model package: RegisterModel records it from this parameter default.
+        self.serving_image = ServingImage(self, "ServingImage")
         targets = substitution_targets(code_bundle.s3_object_key, step_runner.s3_object_key)
         body = definition_body(config, targets)
         self.pipeline = sagemaker.CfnPipeline(
@@ -83,6 +95,7 @@ class PipelineStack(Stack):
                         "ArtifactsBucket": foundation.storage.artifacts.bucket_name,
                         "CodeBucket": code_bundle.s3_bucket_name,
                         **{image.value: images.uri(image) for image in FrameworkImage},
+                        SERVING_IMAGE_VARIABLE: self.serving_image.image_uri,
                     },
                 )
             },
@@ -133,7 +146,7 @@ def substitution_targets(code_bundle_key: str, step_runner_key: str) -> Pipeline
         training_image_uri=f"${{{FrameworkImage.TRAINING}}}",
         processing_image_uri=f"${{{FrameworkImage.PREPROCESSING}}}",
         evaluation_image_uri=f"${{{FrameworkImage.EVALUATION}}}",
-        serving_image_uri=f"${{{FrameworkImage.SERVING}}}",
+        serving_image_uri=f"${{{SERVING_IMAGE_VARIABLE}}}",
     )
 
 

@@ -81,6 +81,14 @@ def test_project_name_override_renames_every_stage(cdk_context):
     }
 
 
+def test_a_model_package_version_from_the_command_line_is_what_a_stage_serves(cdk_context):
+    arn = "arn:aws-cn:sagemaker:cn-north-1:123456789012:model-package/mlopskit-dev-models/12"
+    dev = configs(cdk_context, **{"dev.inference.model_package_arn": arn})["dev"]
+    assert dev.inference.model_package_arn == arn
+    assert dev.inference.model_package_region == "cn-north-1"
+    assert configs(cdk_context)["dev"].inference.model_package_arn is None, "cdk.json names none"
+
+
 def test_enabled_inference_modes_come_from_config(cdk_context):
     dev = configs(cdk_context, **{"dev.inference.asynchronous.enabled": "true"})["dev"]
     assert "asynchronous" in dev.inference.enabled_modes
@@ -153,6 +161,107 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
             {"dev.training.instance_type.size": "x"},
             "stages.dev.training.instance_type.size: 'instance_type' is a value",
         ),
+        (
+            {"dev.inference.model_package_arn": "arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/x"},
+            "stages.dev.inference.model_package_arn = 'arn:aws:sagemaker:eu-west-1:123456789012:model-package-group/x'"
+            ": not a SageMaker model package version ARN; expected "
+            "arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>",
+        ),
+        (
+            {"dev.inference.model_package_arn": "arn:aws:sagemaker:eu-west-1:1234:model-package/models/1"},
+            "stages.dev.inference.model_package_arn = 'arn:aws:sagemaker:eu-west-1:1234:model-package/models/1': not a",
+        ),
+        (
+            {"prod.region": "us-east-1"},
+            "stages.prod: inference.model_package_arn is in eu-west-1 but the stage deploys to us-east-1; SageMaker "
+            "hosts a model package only in its own region",
+        ),
+        (
+            {"dev.inference.realtime.invocations_per_instance_target": "0"},
+            "stages.dev.inference.realtime.invocations_per_instance_target = '0': Input should be greater than 0",
+        ),
+        (
+            {"dev.inference.realtime.canary_percent": "60"},
+            "stages.dev.inference.realtime.canary_percent = '60': Input should be less than or equal to 50",
+        ),
+        (
+            {"dev.inference.realtime.canary_percent": "0"},
+            "stages.dev.inference.realtime.canary_percent = '0': Input should be greater than or equal to 1",
+        ),
+        (
+            {"dev.inference.realtime.data_capture_percent": "101"},
+            "stages.dev.inference.realtime.data_capture_percent = '101': Input should be less than or equal to 100",
+        ),
+        (
+            {"dev.inference.realtime.deployment_timeout_seconds": "600"},
+            "stages.dev.inference.realtime: deployment_timeout_seconds (600) must be greater than canary_wait_seconds "
+            "+ termination_wait_seconds (600)",
+        ),
+        (
+            {"dev.inference.realtime.scale_in_cooldown_seconds": "-1"},
+            "stages.dev.inference.realtime.scale_in_cooldown_seconds = '-1': Input should be greater than or equal",
+        ),
+        (
+            {"dev.inference.serverless.provisioned_concurrency": "6"},
+            "stages.dev.inference.serverless: provisioned_concurrency (6) must be <= max_concurrency (5)",
+        ),
+        (
+            {
+                "dev.inference.serverless.provisioned_concurrency": "3",
+                "dev.inference.serverless.max_provisioned_concurrency": "2",
+            },
+            "stages.dev.inference.serverless: provisioned_concurrency (3) must be <= max_provisioned_concurrency (2)",
+        ),
+        (
+            {"dev.inference.serverless.max_provisioned_concurrency": "2"},
+            "stages.dev.inference.serverless: max_provisioned_concurrency needs provisioned_concurrency",
+        ),
+        (
+            {"dev.inference.serverless.provisioned_concurrency_utilization_target": "0"},
+            "stages.dev.inference.serverless.provisioned_concurrency_utilization_target = '0': Input should be greater",
+        ),
+        (
+            {"dev.inference.asynchronous.backlog_per_instance_target": "-5"},
+            "stages.dev.inference.asynchronous.backlog_per_instance_target = '-5': Input should be greater than 0",
+        ),
+        (
+            {"dev.inference.batch_transform.content_type": "text/plain"},
+            "stages.dev.inference.batch_transform.content_type = 'text/plain': not a content type the serving "
+            "container handles; allowed: text/csv, application/json, application/jsonlines",
+        ),
+        (
+            {"dev.inference.batch_transform.input_prefix": "raw/"},
+            "stages.dev.inference.batch_transform.input_prefix = 'raw/': expected a key prefix under the data "
+            "bucket's batch-transform/",
+        ),
+        (
+            {
+                "dev.inference.batch_transform.max_payload_mb": "50",
+                "dev.inference.batch_transform.max_concurrent_transforms": "3",
+            },
+            "stages.dev.inference.batch_transform: max_payload_mb x max_concurrent_transforms (50 x 3 = 150) must be "
+            "<= 100",
+        ),
+        (
+            {"dev.inference.batch_transform.input_filter": "columns 1-3"},
+            "stages.dev.inference.batch_transform.input_filter = 'columns 1-3': expected a JSONPath expression",
+        ),
+        (
+            {"dev.inference.batch_transform.join_source": "Output"},
+            "stages.dev.inference.batch_transform.join_source = 'Output': Input should be 'Input' or 'None'",
+        ),
+        (
+            {"dev.inference.batch_transform.schedule": "nightly"},
+            "stages.dev.inference.batch_transform.schedule = 'nightly': expected an EventBridge schedule expression",
+        ),
+        (
+            {"dev.inference.alarms.latency_p99_microseconds": "0"},
+            "stages.dev.inference.alarms.latency_p99_microseconds = '0': Input should be greater than 0",
+        ),
+        (
+            {"dev.inference.realtime.canary": "10"},
+            "stages.dev.inference.realtime.canary: unknown key; allowed keys: ",
+        ),
     ],
 )
 def test_invalid_value_is_one_line_naming_key_and_allowed_values(cdk_context, overrides, expected):
@@ -208,4 +317,6 @@ def test_a_stage_section_that_is_not_an_object_is_named(cdk_context):
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-2", "eusc-de-east-1"])
 def test_region_names_of_every_partition_are_accepted(cdk_context, region):
-    assert configs(cdk_context, **{"prod.region": region})["prod"].region == region
+    # Without the test context's model package, which lives in one region only.
+    overrides = {"prod.region": region, "prod.inference.model_package_arn": None}
+    assert configs(cdk_context, **overrides)["prod"].region == region

@@ -73,7 +73,11 @@ def test_acknowledgements_are_few_kinds_each_with_a_reason(synthesized_app):
                 assert unit_path == "Storage/AccessLogs"
             else:
                 assert rule.startswith("AwsSolutions-IAM5[Resource::"), (path, rule)
-                assert unit_path in {"Roles/SageMakerExecution", "Roles/PipelineExecution"}
+                assert unit_path in {
+                    "Roles/SageMakerExecution",
+                    "Roles/PipelineExecution",
+                    "BatchTransform/StateMachinePolicy",
+                }
 
 
 def test_no_allow_statement_anywhere_grants_every_action_or_a_whole_service(synthesized_app):

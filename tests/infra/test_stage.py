@@ -13,14 +13,22 @@ UNTAGGABLE_TYPES = {
     "AWS::S3::BucketPolicy",
     "Custom::S3AutoDeleteObjects",
     "AWS::Events::Rule",
+    "AWS::SNS::TopicPolicy",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::CloudWatch::Dashboard",
 }
 
 
 UNITS = ("Foundation", "Pipeline")
+# Serving needs an approved model package: the test context names one for staging and prod only.
+SERVING_STAGES = ("staging", "prod")
 
 
 def test_every_stage_has_its_stacks(synthesized_app):
-    assert sorted(synthesized_app.stacks) == sorted(f"{stage}/{unit}" for stage in STAGE_NAMES for unit in UNITS)
+    assert sorted(synthesized_app.stacks) == sorted(
+        [f"{stage}/{unit}" for stage in STAGE_NAMES for unit in UNITS]
+        + [f"{stage}/Serving" for stage in SERVING_STAGES]
+    )
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
@@ -35,6 +43,14 @@ def test_stack_names_are_deterministic_and_env_agnostic(synthesized_app, stage, 
 def test_only_prod_is_termination_protected(synthesized_app, unit):
     protected = {stage: synthesized_app.stack(stage, unit).termination_protection for stage in STAGE_NAMES}
     assert protected == {"dev": False, "staging": False, "prod": True}
+
+
+def test_serving_stacks_are_named_like_the_others_and_protected_in_prod(synthesized_app):
+    stacks = {stage: synthesized_app.stack(stage, "Serving") for stage in SERVING_STAGES}
+    assert {stage: stack.stack_name for stage, stack in stacks.items()} == {
+        stage: f"mlopskit-{stage}-serving" for stage in SERVING_STAGES
+    }
+    assert {stage: stack.termination_protection for stage, stack in stacks.items()} == {"staging": False, "prod": True}
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from infra.summary import app
+from infra.serving.stack import NO_MODEL_PACKAGE
+from infra.summary import app, serving_by_stage
 
 
 @pytest.fixture
@@ -76,3 +77,21 @@ def test_summary_fails_when_the_nag_report_is_missing(dev_assembly):
     result = summarize(dev_assembly)
     assert result.exit_code == 1
     assert "no policy-validation report" in " ".join(result.output.split())
+
+
+def test_summary_says_why_a_stage_serves_nothing(dev_assembly):
+    result = summarize(dev_assembly)
+    assert result.exit_code == 0, result.output
+    assert "Serving per stage" in result.output
+    output = " ".join(result.output.split())
+    assert f"not deployed: {NO_MODEL_PACKAGE}" in output
+
+
+def test_summary_lists_the_endpoints_and_batch_transform_of_each_serving_stage(synthesized_app):
+    served = serving_by_stage(list(synthesized_app.stacks.values()))
+    assert served["dev"] == f"not deployed: {NO_MODEL_PACKAGE}"
+    assert served["prod"] == (
+        "real-time endpoint mlopskit-prod-realtime; asynchronous endpoint mlopskit-prod-async; "
+        "batch transform mlopskit-prod-batch-transform"
+    )
+    assert "serverless endpoint mlopskit-staging-serverless" in served["staging"]

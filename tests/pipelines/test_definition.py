@@ -84,7 +84,7 @@ def test_parameters_default_to_the_stage_config(definitions, stage_configs, stag
         "TuningMaxParallelJobs": config.pipeline.tuning_max_parallel_jobs,
         "AccuracyThreshold": config.pipeline.accuracy_threshold,
         "ModelApprovalStatus": "PendingManualApproval",
-        "ServingImageUri": "${Serving}",
+        "ServingImageUri": "${ServingImage}",
     }
     assert defaults["MaxWaitSeconds"] >= defaults["MaxRuntimeSeconds"]
     assert set(parameters["TrainingInstanceType"]["EnumValues"]) == GPU_TRAINING_INSTANCE_TYPES

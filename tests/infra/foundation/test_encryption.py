@@ -44,7 +44,7 @@ def test_only_the_two_sagemaker_roles_may_use_the_key(resources_of, stage):
     statements = the_key(resources_of, stage)["Properties"]["KeyPolicy"]["Statement"]
     role_ids = sagemaker_role_ids(resources_of, stage)
     assert len(role_ids) == 2
-    grants = [s for s in statements if s["Sid"] not in ("AccountAdministersKey", "AccountUsesKeyThroughS3")]
+    grants = [s for s in statements if not s["Sid"].startswith("Account")]
     assert {s["Sid"] for s in grants} == {"RolesUseKey", "RolesGrantKeyToAwsResources"}
     for statement in grants:
         assert {principal["Fn::GetAtt"][0] for principal in statement["Principal"]["AWS"]} == role_ids
@@ -78,3 +78,17 @@ def test_other_account_principals_use_the_key_only_through_s3(resources_of, stag
     conditions = through_s3["Condition"]["StringEquals"]
     assert conditions["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
     assert "s3." in str(conditions["kms:ViaService"]) and "AWS::Region" in str(conditions["kms:ViaService"])
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_account_principals_grant_the_key_only_to_sagemaker_resources_through_sagemaker(resources_of, stage):
+    """CloudFormation and the batch state machine create endpoints and transform jobs with the key: SageMaker creates
+    the volume grants with their credentials. They can neither use the key nor grant it to anything else."""
+    statements = the_key(resources_of, stage)["Properties"]["KeyPolicy"]["Statement"]
+    (through_sagemaker,) = [s for s in statements if s["Sid"] == "AccountGrantsKeyToSageMakerResources"]
+    assert sorted(through_sagemaker["Action"]) == ["kms:CreateGrant", "kms:DescribeKey"]
+    assert ":root" in str(through_sagemaker["Principal"])
+    conditions = through_sagemaker["Condition"]
+    assert "sagemaker." in str(conditions["StringEquals"]["kms:ViaService"])
+    assert conditions["StringEquals"]["kms:CallerAccount"] == {"Ref": "AWS::AccountId"}
+    assert conditions["BoolIfExists"] == {"kms:GrantIsForAWSResource": "true"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import json
 from typing import Any
 
 import pytest
@@ -217,3 +219,27 @@ def test_without_a_vpc_there_are_no_ec2_permissions(role_statements):
         for statements in role_statements("prod").values()
         for statement in statements.values()
     )
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_the_execution_role_can_pull_the_serving_image_that_cdk_deploy_pushes(role_statements, synthesized_app, stage):
+    """Models get the image from the model package and pull it as the execution role."""
+    template_path = synthesized_app.stack(stage, "Pipeline").template_path
+    assets = json.loads(template_path.with_name(template_path.name.replace(".template.", ".assets.")).read_text())
+    ((image,),) = [list(entry["destinations"].values()) for entry in assets["dockerImages"].values()]
+    repository_arn = "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/" + image[
+        "repositoryName"
+    ].replace("${AWS::AccountId}", "123456789012").replace("${AWS::Region}", "eu-west-1")
+    execution = role_statements(stage)["SageMakerExecution"]
+    image_statements = [s for s in execution.values() if all(a.startswith("ecr:") for a in as_list(s["Action"]))]
+    (pull,) = [
+        statement
+        for statement in image_statements
+        if any(fnmatch.fnmatchcase(repository_arn, rendered(r)) for r in as_list(statement["Resource"]) if r != "*")
+    ]
+    assert sorted(as_list(pull["Action"])) == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ]
+    assert execution["AuthenticateToEcr"]["Action"] == "ecr:GetAuthorizationToken"

@@ -152,3 +152,20 @@ def test_dev_destroys_buckets_and_auto_deletes_their_objects(buckets, resources_
     assert auto_deleted == {logical_id for logical_id, _ in dev_buckets.values()}
     for _, bucket in dev_buckets.values():
         assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Delete", "Delete")
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_only_the_data_bucket_sends_object_events_to_eventbridge_without_a_custom_resource(
+    buckets, resources_of, stage
+):
+    """Batch transform starts on uploads to the data bucket; the bucket property needs no notifications Lambda."""
+    notifications = {
+        purpose: bucket["Properties"].get("NotificationConfiguration")
+        for purpose, (_, bucket) in buckets(stage).items()
+    }
+    assert notifications == {
+        BucketPurpose.DATA: {"EventBridgeConfiguration": {"EventBridgeEnabled": True}},
+        BucketPurpose.ARTIFACTS: None,
+        BucketPurpose.ACCESS_LOGS: None,
+    }
+    assert resources_of(stage, "Foundation", "Custom::S3BucketNotifications") == {}

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from infra.config import STAGE_NAMES
-from infra.pipeline.images import IMAGE_SPECS, FrameworkImage, image_table, sdk_image_uri
-from infra.pipeline.stack import ROLE_PLACEHOLDER, SUBSTITUTED
+from infra.pipeline.images import (
+    IMAGE_SPECS,
+    SERVING_DOCKERFILE,
+    SERVING_IMAGE_CONTEXT,
+    FrameworkImage,
+    ServingImage,
+    dockerfile_copy_sources,
+    image_table,
+    sdk_image_uri,
+)
+from infra.pipeline.stack import ROLE_PLACEHOLDER, SERVING_IMAGE_VARIABLE, SUBSTITUTED
 from pipelines.bundle import STEP_RUNNER, TRAINING_ENTRY_POINT, build_bundle, bundle_members
 
 
@@ -103,3 +114,84 @@ def test_the_step_runner_runs_a_step_from_the_bundle_alone(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "train" / "scaling.json").exists()
+
+
+def serving_image_asset(synthesized_app, stage: str) -> tuple[str, dict]:
+    """(hash, manifest entry) of the stage's one Docker image asset."""
+    template_path = synthesized_app.stack(stage, "Pipeline").template_path
+    assets = json.loads(template_path.with_name(template_path.name.replace(".template.", ".assets.")).read_text())
+    ((image_hash, image),) = assets["dockerImages"].items()
+    return image_hash, image
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_models_are_registered_with_the_serving_image_that_cdk_builds(synthesized_app, resources_of, stage):
+    pipeline = only(resources_of, stage, "AWS::SageMaker::Pipeline")["Properties"]
+    body, variables = pipeline["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
+    (parameter,) = [p for p in json.loads(body)["Parameters"] if p["Name"] == "ServingImageUri"]
+    assert parameter["DefaultValue"] == f"${{{SERVING_IMAGE_VARIABLE}}}"
+    image_hash, image = serving_image_asset(synthesized_app, stage)
+    (destination,) = image["destinations"].values()
+    assert variables[SERVING_IMAGE_VARIABLE] == {
+        "Fn::Sub": f"${{AWS::AccountId}}.dkr.ecr.${{AWS::Region}}.${{AWS::URLSuffix}}/{destination['repositoryName']}"
+        f":{image_hash}"
+    }
+    assert image["source"]["platform"] == "linux/amd64"
+    assert image["source"]["dockerFile"] == SERVING_DOCKERFILE
+
+
+def test_the_image_build_context_holds_exactly_what_the_dockerfile_copies(synthesized_app):
+    _, image = serving_image_asset(synthesized_app, "prod")
+    staged_dir = synthesized_app.stack("prod", "Pipeline").template_path.parent / image["source"]["directory"]
+    staged = sorted(str(path.relative_to(staged_dir)) for path in staged_dir.rglob("*") if path.is_file())
+    sources = dockerfile_copy_sources((SERVING_IMAGE_CONTEXT / SERVING_DOCKERFILE).read_text())
+    assert {"contract.py", "serving"} <= set(sources)
+    expected = [
+        str(path.relative_to(SERVING_IMAGE_CONTEXT))
+        for path in sorted(SERVING_IMAGE_CONTEXT.rglob("*"))
+        if path.is_file()
+        and "__pycache__" not in path.parts
+        and path.suffix != ".pyc"
+        # CDK always sends the Dockerfile and .dockerignore; docker reads both.
+        and (path.name in (SERVING_DOCKERFILE, ".dockerignore") or any(
+            str(path.relative_to(SERVING_IMAGE_CONTEXT)).startswith(source) for source in sources
+        ))
+    ]  # fmt: skip
+    assert staged == sorted(expected)
+    assert "train.py" not in staged and not [path for path in staged if "__pycache__" in path]
+
+
+def test_copy_sources_are_read_from_copy_and_add_instructions_but_not_other_stages():
+    dockerfile = """# builder
+FROM python:3.11 AS build
+COPY --from=build /wheels /wheels
+COPY requirements.txt \\
+     serving/requirements.txt ./
+ADD --chown=1000:1000 contract.py /opt/
+RUN echo COPY not-this
+COPY ["serving", "/opt/serving"]
+"""
+    assert dockerfile_copy_sources(dockerfile) == (
+        "requirements.txt",
+        "serving/requirements.txt",
+        "contract.py",
+        "serving",
+    )
+
+
+def image_hash(context_dir) -> str:
+    from aws_cdk import App, Stack
+
+    return ServingImage(Stack(App(), "Probe"), "Image", context_dir=context_dir).asset.asset_hash
+
+
+def test_the_image_tag_changes_with_the_serving_code_only(tmp_path):
+    context = tmp_path / "training_code"
+    shutil.copytree(SERVING_IMAGE_CONTEXT, context, ignore=shutil.ignore_patterns("__pycache__"))
+    original = image_hash(context)
+    (context / "serving" / "__pycache__").mkdir()
+    (context / "serving" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"bytecode")
+    (context / "train.py").write_text("# training code changes, the serving image does not\n")
+    assert image_hash(context) == original
+    (context / "contract.py").write_text((context / "contract.py").read_text() + "\nEXTRA = 1\n")
+    assert image_hash(context) != original

@@ -1,0 +1,300 @@
+"""Batch transform: a state machine that runs a transform job on the model, started by uploads and/or a schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Aws, Size, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra import naming
+from infra.config import StageConfig
+from infra.foundation.layout import ArtifactPrefix
+from infra.foundation.removal import removal_policy
+from infra.foundation.roles import SAGEMAKER_SERVICE
+from infra.security import acknowledge_wildcard_resources
+from infra.serving.instances import supports_volume_kms_key
+from infra.serving.model import ServingModel
+from infra.serving.monitoring import PERIOD, notifying_alarm
+from infra.serving.notifications import NotificationKey, encrypted_topic
+
+OUTPUT_PREFIX = f"{ArtifactPrefix.BATCH_TRANSFORM}output/"
+# The state machine's input: the S3 URI (an object or a prefix) to transform. Both triggers send it.
+INPUT_URI_FIELD = "input_uri"
+# Step Functions follows `.sync` SageMaker jobs through this managed EventBridge rule, which it creates on first use.
+SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
+TRANSFORM_JOB_ACTIONS = (
+    "sagemaker:AddTags",
+    "sagemaker:CreateTransformJob",
+    "sagemaker:DescribeTransformJob",
+    "sagemaker:ListTags",
+    "sagemaker:StopTransformJob",
+)
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:DescribeLogGroups",
+    "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:UpdateLogDelivery",
+)
+TRACING_ACTIONS = (
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:PutTelemetryRecords",
+    "xray:PutTraceSegments",
+)
+NO_RESOURCE_LEVEL_PERMISSIONS = (
+    "CloudWatch Logs log-delivery actions and X-Ray trace publishing support no resource-level permissions, so AWS "
+    "requires Resource '*' for a state machine's logging and tracing."
+)
+
+
+class TransformJobWithDataProcessing(tasks.SageMakerCreateTransformJob):
+    """CDK's task lacks CreateTransformJob's DataProcessing (input/output filters, join); Step Functions passes the
+    state's Parameters to SageMaker as they are, so it is added there."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, data_processing: dict[str, str], **props: Any) -> None:
+        super().__init__(scope, construct_id, **props)
+        self._transform_data_processing = data_processing
+
+    def to_state_json(self, state_machine_query_language: sfn.QueryLanguage | None = None) -> dict[str, Any]:
+        state = dict(super().to_state_json(state_machine_query_language))
+        state["Parameters"] = {**state["Parameters"], "DataProcessing": self._transform_data_processing}
+        return state
+
+
+class BatchTransform(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        model: ServingModel,
+        key: kms.IKey,
+        data: s3.IBucket,
+        artifacts: s3.IBucket,
+        execution_role: iam.IRole,
+        notification_key: NotificationKey,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._stack = Stack.of(self)
+        self.state_machine_name = naming.batch_transform_state_machine_name(config)
+        self.failure_topic = encrypted_topic(
+            self, "FailureTopic", key=notification_key.key, display_name=f"{self.state_machine_name}: job failed"
+        )
+        self.role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"{config.resource_prefix}: the batch transform state machine",
+        )
+        # Written out here, narrower than what CDK generates for these tasks: the state machine gets the role as an
+        # immutable import, which takes no statements (and adds no dependency its role ARN does not already imply).
+        self.policy = iam.Policy(self, "StateMachinePolicy", roles=[self.role])
+        self._grant(config, key, execution_role)
+        notification_key.allow_publishing_by(self.role)
+
+        definition = self._transform_then_notify_on_failure(config, model, key, artifacts, execution_role)
+
+        log_group_name = f"/aws/vendedlogs/states/{self.state_machine_name}"
+        notification_key.allow_log_group(log_group_name)
+        log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=log_group_name,
+            encryption_key=notification_key.key,
+            retention=logs.RetentionDays.ONE_YEAR,
+            removal_policy=removal_policy(config),
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=self.state_machine_name,
+            definition_body=sfn.DefinitionBody.from_chainable(definition),
+            role=iam.Role.from_role_arn(self, "StateMachineRoleAsIs", self.role.role_arn, mutable=False),
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        # Step Functions checks at creation that the role may deliver logs.
+        self.state_machine.node.add_dependency(self.policy)
+        self.failed_executions_alarm = notifying_alarm(
+            self,
+            "FailedExecutions",
+            alarm_name=f"{self.state_machine_name}-failed-executions",
+            metric=self.state_machine.metric_failed(statistic=cloudwatch.Stats.SUM, period=PERIOD),
+            threshold=1,
+            evaluation_minutes=1,
+            topic=alarm_topic,
+            description=f"{self.state_machine_name}: a batch transform execution failed",
+        )
+        self._add_triggers(config, data)
+
+    def _transform_then_notify_on_failure(
+        self,
+        config: StageConfig,
+        model: ServingModel,
+        key: kms.IKey,
+        artifacts: s3.IBucket,
+        execution_role: iam.IRole,
+    ) -> sfn.IChainable:
+        """The transform job; on any error, a message to the failure topic, then a failed execution."""
+        settings = config.inference.batch_transform
+        transform = TransformJobWithDataProcessing(
+            self,
+            "RunTransformJob",
+            integration_pattern=sfn.IntegrationPattern.RUN_JOB,
+            # One job per execution: the execution name is unique per state machine.
+            transform_job_name=sfn.JsonPath.format(
+                f"{naming.transform_job_name_prefix(config)}{{}}", sfn.JsonPath.execution_name
+            ),
+            model_name=model.model_name,
+            role=execution_role,
+            transform_input=tasks.TransformInput(
+                transform_data_source=tasks.TransformDataSource(
+                    s3_data_source=tasks.TransformS3DataSource(
+                        s3_uri=sfn.JsonPath.string_at(f"$.{INPUT_URI_FIELD}"), s3_data_type=tasks.S3DataType.S3_PREFIX
+                    )
+                ),
+                content_type=settings.content_type,
+                split_type=tasks.SplitType.LINE,
+            ),
+            transform_output=tasks.TransformOutput(
+                s3_output_path=sfn.JsonPath.format(
+                    f"s3://{artifacts.bucket_name}/{OUTPUT_PREFIX}{{}}/", sfn.JsonPath.execution_name
+                ),
+                accept=settings.accept,
+                assemble_with=tasks.AssembleWith.LINE,
+                encryption_key=key,
+            ),
+            transform_resources=tasks.TransformResources(
+                instance_count=settings.instance_count,
+                # The task adds the "ml." prefix itself.
+                instance_type=ec2.InstanceType(settings.instance_type.removeprefix("ml.")),
+                volume_encryption_key=key if supports_volume_kms_key(settings.instance_type) else None,
+            ),
+            batch_strategy=tasks.BatchStrategy.MULTI_RECORD,
+            max_payload=Size.mebibytes(settings.max_payload_mb),
+            max_concurrent_transforms=settings.max_concurrent_transforms,
+            data_processing={
+                "InputFilter": settings.input_filter,
+                "OutputFilter": settings.output_filter,
+                "JoinSource": settings.join_source,
+            },
+            tags=config.all_tags,
+            result_selector={
+                "TransformJobName": sfn.JsonPath.string_at("$.TransformJobName"),
+                "S3OutputPath": sfn.JsonPath.string_at("$.TransformOutput.S3OutputPath"),
+            },
+            result_path="$.transform_job",
+        )
+        notify_failure = tasks.SnsPublish(
+            self,
+            "NotifyFailure",
+            topic=self.failure_topic,
+            subject=f"{self.state_machine_name}: transform job failed",
+            message=sfn.TaskInput.from_object(
+                {
+                    "execution": sfn.JsonPath.execution_id,
+                    INPUT_URI_FIELD: sfn.JsonPath.string_at(f"$.{INPUT_URI_FIELD}"),
+                    "error": sfn.JsonPath.string_at("$.failure.Error"),
+                    "cause": sfn.JsonPath.string_at("$.failure.Cause"),
+                }
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        failed = sfn.Fail(self, "TransformFailed", error="TransformJobFailed", cause_path="$.failure.Cause")
+        transform.add_catch(notify_failure.next(failed), errors=[sfn.Errors.ALL], result_path="$.failure")
+        return transform
+
+    def _grant(self, config: StageConfig, key: kms.IKey, execution_role: iam.IRole) -> None:
+        prefix = naming.transform_job_name_prefix(config)
+        self._allow(
+            "RunTransformJobs",
+            TRANSFORM_JOB_ACTIONS,
+            [self._stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{prefix}*")],
+            wildcard_reason="Transform jobs are named at run time after the execution; limited to the stage's "
+            "job-name prefix in this account and region.",
+        )
+        self._allow(
+            "PassExecutionRoleToSageMaker",
+            ("iam:PassRole",),
+            [execution_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
+        )
+        self._allow(
+            "FollowTransformJobs",
+            ("events:DescribeRule", "events:PutRule", "events:PutTargets"),
+            [self._stack.format_arn(service="events", resource="rule", resource_name=SYNC_RULE)],
+        )
+        self._allow("NotifyFailures", ("sns:Publish",), [self.failure_topic.topic_arn])
+        self._allow(
+            "GrantStageKeyToTransformJobs",
+            ("kms:CreateGrant", "kms:DescribeKey"),
+            [key.key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"sagemaker.{Aws.REGION}.amazonaws.com"},
+                "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
+            },
+        )
+        self._allow("DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
+        self._allow("PublishTraces", TRACING_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
+
+    def _allow(
+        self,
+        sid: str,
+        actions: tuple[str, ...],
+        resources: list[str],
+        *,
+        conditions: dict[str, Any] | None = None,
+        wildcard_reason: str = "",
+    ) -> None:
+        self.policy.add_statements(
+            iam.PolicyStatement(sid=sid, actions=list(actions), resources=resources, conditions=conditions)
+        )
+        acknowledge_wildcard_resources(self.policy, resources, wildcard_reason)
+
+    def _add_triggers(self, config: StageConfig, data: s3.IBucket) -> None:
+        settings = config.inference.batch_transform
+        if settings.run_on_upload:
+            uploaded = f"s3://{data.bucket_name}/{events.EventField.from_path('$.detail.object.key')}"
+            self.upload_rule = events.Rule(
+                self,
+                "OnUpload",
+                description=f"Starts {self.state_machine_name} for each object uploaded under {settings.input_prefix}",
+                event_pattern=events.EventPattern(
+                    source=["aws.s3"],
+                    detail_type=["Object Created"],
+                    detail={
+                        "bucket": {"name": [data.bucket_name]},
+                        "object": {"key": [{"prefix": settings.input_prefix}]},
+                    },
+                ),
+                targets=[self._start({INPUT_URI_FIELD: uploaded})],
+            )
+        if settings.schedule:
+            self.schedule_rule = events.Rule(
+                self,
+                "Schedule",
+                description=f"Starts {self.state_machine_name} on everything under {settings.input_prefix}",
+                schedule=events.Schedule.expression(settings.schedule),
+                targets=[self._start({INPUT_URI_FIELD: f"s3://{data.bucket_name}/{settings.input_prefix}"})],
+            )
+
+    def _start(self, execution_input: dict[str, str]) -> targets.SfnStateMachine:
+        return targets.SfnStateMachine(self.state_machine, input=events.RuleTargetInput.from_object(execution_input))
