@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from infra import manifest
 from infra.foundation.layout import DataPrefix
 from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 
@@ -479,6 +480,7 @@ def load_stage_configs(context: Mapping[str, Any]) -> list[StageConfig]:
             problems.append(f"{STAGES_CONTEXT_KEY}.{name} = {section!r}: expected an object of settings")
             continue
         settings = _with_overrides(name, section, context)
+        problems += _served_version_from_manifest(name, settings)
         problems += [
             f"{STAGES_CONTEXT_KEY}.{name}.{key}: not settable per stage; the stage name is its key under "
             f"'{STAGES_CONTEXT_KEY}' and the project name is the top-level '{PROJECT_NAME_CONTEXT_KEY}'"
@@ -496,6 +498,20 @@ def load_stage_configs(context: Mapping[str, Any]) -> list[StageConfig]:
 
 
 _DERIVED_KEYS = ("name", "project_name")
+
+
+def _served_version_from_manifest(stage: str, settings: dict[str, Any]) -> list[str]:
+    """The promoted version serves unless the context names one (`-c <stage>.inference.model_package_arn=...`)."""
+    inference = settings.setdefault("inference", {})
+    if not isinstance(inference, dict) or inference.get("model_package_arn") is not None:
+        return []
+    try:
+        deployed = manifest.deployed_model_package_arn(stage)
+    except manifest.ManifestError as error:
+        return [f"deployment manifest of {stage}: {error}"]
+    if deployed:
+        inference["model_package_arn"] = deployed
+    return []
 
 
 def _selected_stages(selection: Any, problems: list[str]) -> list[str]:

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from infra.config import GPU_TRAINING_INSTANCE_TYPES, PROJECT_ROOT, STAGE_NAMES, StageConfigError, load_stage_configs
+from infra.config import (
+    GPU_TRAINING_INSTANCE_TYPES,
+    PROJECT_ROOT,
+    STAGE_NAMES,
+    StageConfigError,
+    cdk_json_context,
+    load_stage_configs,
+)
 
 
 def configs(context: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -320,3 +327,29 @@ def test_region_names_of_every_partition_are_accepted(cdk_context, region):
     # Without the test context's model package, which lives in one region only.
     overrides = {"prod.region": region, "prod.inference.model_package_arn": None}
     assert configs(cdk_context, **overrides)["prod"].region == region
+
+
+def test_a_stage_serves_the_version_its_deployment_manifest_names_unless_the_context_names_one(tmp_path, monkeypatch):
+    from infra import manifest
+
+    promoted = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlopskit-staging-models/4"
+    named = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlopskit-staging-models/7"
+    monkeypatch.setattr(manifest, "MANIFEST_DIR", tmp_path)
+    deployment = manifest.Deployment(promoted, "promote", "2026-11-22T00:00:00+00:00", "arn:aws:sts::1:user/op")
+    manifest.save(manifest.Manifest("staging").with_deployment(deployment))
+    context = {**cdk_json_context(), "stage": "staging", "staging.region": "eu-west-1"}
+
+    (from_manifest,) = load_stage_configs(context)
+    (from_context,) = load_stage_configs({**context, "staging.inference.model_package_arn": named})
+
+    assert from_manifest.inference.model_package_arn == promoted
+    assert from_context.inference.model_package_arn == named
+
+
+def test_a_broken_deployment_manifest_fails_naming_the_file(tmp_path, monkeypatch):
+    from infra import manifest
+
+    monkeypatch.setattr(manifest, "MANIFEST_DIR", tmp_path)
+    (tmp_path / "prod.json").write_text('{"format_version": 1, "stage": "staging", "history": []}')
+    with pytest.raises(StageConfigError, match=r"deployment manifest of prod: .*prod\.json: it names stage 'staging'"):
+        load_stage_configs({**cdk_json_context(), "stage": "prod"})

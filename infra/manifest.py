@@ -1,0 +1,126 @@
+"""Deployment manifests: which approved model package version each stage serves, and what it served before.
+
+One small JSON file per stage under infra/deployments/, committed with the code: `mlops promote` and
+`mlops rollback` write it, the stage config reads its current version as `inference.model_package_arn` (a context
+value still wins), and the diff of a promotion is a reviewable change. CDK-free, like infra/naming.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+MANIFEST_DIR = Path(__file__).resolve().parent / "deployments"
+MANIFEST_FORMAT_VERSION = 1
+MODEL_PACKAGE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/(?P<group>[A-Za-z0-9-]{1,63})/(?P<version>\d+)$"
+)
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model_package_arn: str
+    action: Literal["promote", "rollback"]
+    at: str
+    by: str
+    reason: str = ""
+
+    @property
+    def version(self) -> int:
+        return int(_arn_match(self.model_package_arn)["version"])
+
+    @property
+    def group(self) -> str:
+        return _arn_match(self.model_package_arn)["group"]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    stage: str
+    history: tuple[Deployment, ...] = field(default=())
+
+    @property
+    def current(self) -> Deployment | None:
+        return self.history[-1] if self.history else None
+
+    def serving_before(self) -> Deployment | None:
+        """The deployment that the current one replaced, following earlier rollbacks back to what they restored."""
+        arns = self._served_arns()
+        return self._find(arns[-2]) if len(arns) > 1 else None
+
+    def with_deployment(self, deployment: Deployment) -> Manifest:
+        return Manifest(self.stage, (*self.history, deployment))
+
+    def _served_arns(self) -> list[str]:
+        """The stack of versions served, as promotions pushed and rollbacks popped them."""
+        served: list[str] = []
+        for deployment in self.history:
+            if deployment.action == "rollback":
+                served.pop()
+                if not served or served[-1] != deployment.model_package_arn:
+                    served.append(deployment.model_package_arn)
+            else:
+                served.append(deployment.model_package_arn)
+        return served
+
+    def _find(self, arn: str) -> Deployment:
+        return next(deployment for deployment in reversed(self.history) if deployment.model_package_arn == arn)
+
+    def to_json(self) -> str:
+        document = {
+            "format_version": MANIFEST_FORMAT_VERSION,
+            "stage": self.stage,
+            "history": [asdict(deployment) for deployment in self.history],
+        }
+        return json.dumps(document, indent=2) + "\n"
+
+
+def _arn_match(arn: str) -> re.Match[str]:
+    match = MODEL_PACKAGE_ARN.match(arn)
+    if not match:
+        raise ManifestError(f"{arn!r} is not a model package version ARN")
+    return match
+
+
+def manifest_path(stage: str, directory: Path | None = None) -> Path:
+    return (directory or MANIFEST_DIR) / f"{stage}.json"
+
+
+def load(stage: str, directory: Path | None = None) -> Manifest:
+    """The stage's manifest; a stage never promoted to has an empty one."""
+    path = manifest_path(stage, directory)
+    if not path.exists():
+        return Manifest(stage)
+    try:
+        document = json.loads(path.read_text())
+        if document.get("format_version") != MANIFEST_FORMAT_VERSION:
+            raise ManifestError(f"format_version {document.get('format_version')!r} is not {MANIFEST_FORMAT_VERSION}")
+        if document.get("stage") != stage:
+            raise ManifestError(f"it names stage {document.get('stage')!r}")
+        history = tuple(Deployment(**entry) for entry in document["history"])
+        for deployment in history:
+            _arn_match(deployment.model_package_arn)
+            if deployment.action not in ("promote", "rollback"):
+                raise ManifestError(f"action {deployment.action!r} is neither promote nor rollback")
+    except (ValueError, KeyError, TypeError) as error:
+        raise ManifestError(f"{path}: {error}") from None
+    return Manifest(stage, history)
+
+
+def save(manifest: Manifest, directory: Path | None = None) -> Path:
+    path = manifest_path(manifest.stage, directory)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(manifest.to_json())
+    return path
+
+
+def deployed_model_package_arn(stage: str, directory: Path | None = None) -> str | None:
+    current = load(stage, directory).current
+    return current.model_package_arn if current else None
