@@ -63,7 +63,8 @@ class Manifest:
         served: list[str] = []
         for deployment in self.history:
             if deployment.action == "rollback":
-                served.pop()
+                if served:  # a hand-edited history may start with a rollback
+                    served.pop()
                 if not served or served[-1] != deployment.model_package_arn:
                     served.append(deployment.model_package_arn)
             else:
@@ -100,12 +101,19 @@ def load(stage: str, directory: Path | None = None) -> Manifest:
         return Manifest(stage)
     try:
         document = json.loads(path.read_text())
+        if not isinstance(document, dict):
+            raise ManifestError("expected a JSON object")
         if document.get("format_version") != MANIFEST_FORMAT_VERSION:
             raise ManifestError(f"format_version {document.get('format_version')!r} is not {MANIFEST_FORMAT_VERSION}")
         if document.get("stage") != stage:
             raise ManifestError(f"it names stage {document.get('stage')!r}")
+        if not isinstance(document["history"], list):
+            raise ManifestError("history is not a list")
         history = tuple(Deployment(**entry) for entry in document["history"])
         for deployment in history:
+            not_text = [name for name, value in asdict(deployment).items() if not isinstance(value, str)]
+            if not_text:
+                raise ManifestError(f"{', '.join(not_text)} of a deployment must be text")
             _arn_match(deployment.model_package_arn)
             if deployment.action not in ("promote", "rollback"):
                 raise ManifestError(f"action {deployment.action!r} is neither promote nor rollback")

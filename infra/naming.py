@@ -61,3 +61,12 @@ def transform_job_name_prefix(config: StageConfig) -> str:
 
 def serving_dashboard_name(config: StageConfig) -> str:
     return f"{config.resource_prefix}-serving"
+
+
+def delivery_stack_name(project_name: str) -> str:
+    """The delivery pipeline's stack lives in the tooling account, outside any stage."""
+    return f"{project_name}-delivery"
+
+
+def delivery_pipeline_name(project_name: str) -> str:
+    return f"{project_name}-delivery"

@@ -1,5 +1,5 @@
 """`make run`'s report on a synthesized assembly: stacks, resource counts per type, cdk-nag and cfn-lint status,
-and what each stage serves."""
+what each stage serves, and what the delivery pipeline does."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from infra.cloud_assembly import SynthesizedStack, security_findings, synthesized_stacks
 from infra.lint import lint_template
+from infra.promotion import DELIVERY_SUMMARY_METADATA
 from infra.serving import SERVING_SUMMARY_METADATA
 
 app = typer.Typer(add_completion=False)
@@ -65,6 +66,8 @@ def summarize(
     for stage, description in serving_by_stage(stacks).items():
         serving.add_row(stage, description)
     console.print(resources, status, serving)
+    for line in delivery_summary(stacks) or ["not recorded in this assembly"]:
+        console.print(f"Delivery: {line}")
 
     try:
         unacknowledged = security_findings(assembly_dir)
@@ -84,12 +87,23 @@ def serving_by_stage(stacks: list[SynthesizedStack]) -> dict[str, str]:
     """{stage: its endpoints and batch transform, or why it serves nothing}, as the stage recorded it at synth."""
     served: dict[str, list[str]] = {}
     for stack in stacks:
-        stage = stack.display_name.split("/")[0]
-        for entries in stack.metadata.values():
-            served.setdefault(stage, []).extend(
-                entry["data"] for entry in entries if entry["type"] == SERVING_SUMMARY_METADATA
-            )
+        served.setdefault(stage_of(stack), []).extend(_entries(stack, SERVING_SUMMARY_METADATA))
     return {stage: "; ".join(descriptions) for stage, descriptions in served.items() if descriptions}
+
+
+def delivery_summary(stacks: list[SynthesizedStack]) -> list[str]:
+    """What the delivery pipeline does, in order (or why there is none), as the app recorded it at synth."""
+    return list(dict.fromkeys(line for stack in stacks for line in _entries(stack, DELIVERY_SUMMARY_METADATA)))
+
+
+def stage_of(stack: SynthesizedStack) -> str:
+    """`dev/Foundation` → dev; a stage the delivery pipeline owns is nested: `Delivery/staging/Serving` → staging."""
+    parts = stack.display_name.split("/")
+    return parts[-2] if len(parts) > 1 else parts[0]
+
+
+def _entries(stack: SynthesizedStack, metadata_type: str) -> list[str]:
+    return [entry["data"] for entries in stack.metadata.values() for entry in entries if entry["type"] == metadata_type]
 
 
 if __name__ == "__main__":

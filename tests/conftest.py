@@ -38,6 +38,30 @@ SERVING_CONTEXT = {
 }
 
 
+# The same app with the delivery pipeline enabled (tests/infra/promotion): the pipeline in a tooling account, staging
+# in that account too (the approval rule and smoke test live beside the pipeline), prod in its own account. The
+# pipeline's synth passes the approved staging version to both stages, as here.
+PIPELINE_ACCOUNT = "111111111111"
+PROD_ACCOUNT = "222222222222"
+DELIVERY_REGION = "eu-west-1"
+DELIVERED_MODEL_PACKAGE = (
+    f"arn:aws:sagemaker:{DELIVERY_REGION}:{PIPELINE_ACCOUNT}:model-package/mlopskit-staging-models/3"
+)
+DELIVERY_CONTEXT = {
+    "delivery.enabled": "true",
+    "delivery.account": PIPELINE_ACCOUNT,
+    "delivery.region": DELIVERY_REGION,
+    "delivery.source.kind": "codecommit",
+    "delivery.source.repository": "mlopskit",
+    "staging.account": PIPELINE_ACCOUNT,
+    "staging.region": DELIVERY_REGION,
+    "prod.account": PROD_ACCOUNT,
+    "prod.region": DELIVERY_REGION,
+    "staging.inference.model_package_arn": DELIVERED_MODEL_PACKAGE,
+    "prod.inference.model_package_arn": DELIVERED_MODEL_PACKAGE,
+}
+
+
 @dataclass(frozen=True)
 class SynthesizedApp:
     assembly_dir: Path
@@ -76,6 +100,21 @@ def synthesized_app(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPa
     outdir = tmp_path_factory.mktemp("cdk.out")
     with offline_without_credentials() as attempts:
         assembly_dir = synthesize(cdk_context, outdir)
+    stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
+    return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
+
+
+@pytest.fixture(scope="session")
+def delivery_context(cdk_context: dict[str, Any]) -> dict[str, Any]:
+    return {**cdk_context, **DELIVERY_CONTEXT}
+
+
+@pytest.fixture(scope="session")
+def delivery_app(delivery_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """The app synthesized with `delivery.enabled`: dev at the app level, staging and prod under the pipeline."""
+    outdir = tmp_path_factory.mktemp("cdk.out.delivery")
+    with offline_without_credentials() as attempts:
+        assembly_dir = synthesize(delivery_context, outdir)
     stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
     return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
 

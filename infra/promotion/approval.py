@@ -1,0 +1,116 @@
+"""The approval trigger: approving a version in the staging model registry starts the delivery pipeline.
+
+SageMaker emits "Model Package State Change" events on the default event bus of the registry's own account and
+region, so the rule must live there. When the pipeline shares that account and region, one rule in the delivery
+stack targets the pipeline. Otherwise a forwarding rule in the staging stage sends the approvals to the pipeline
+account's default bus, which admits them (a bus policy for the staging account), and the same rule there starts the
+pipeline: EventBridge cannot start a pipeline in another account or region directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_cdk import Stack
+from aws_cdk import aws_codepipeline as codepipeline
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from constructs import Construct
+
+from infra.config import DeliveryConfig, StageConfig
+from infra.promotion import APPROVAL_EVENT_DETAIL_TYPE, APPROVAL_EVENT_SOURCE, approval_event_pattern
+
+
+def approvals_are_forwarded(staging: StageConfig, delivery: DeliveryConfig) -> bool:
+    """Whether the staging registry emits its events in another account or region than the pipeline's. A stage
+    without its own account or region deploys to the pipeline's."""
+    return staging.account not in (None, delivery.account) or staging.region not in (None, delivery.region)
+
+
+def forwarding_account(staging: StageConfig, delivery: DeliveryConfig) -> str | None:
+    """The account whose forwarded approvals the pipeline's bus must admit (none for the pipeline's own)."""
+    return staging.account if staging.account not in (None, delivery.account) else None
+
+
+def approval_rule_pattern(model_package_group_name: str) -> events.EventPattern:
+    pattern = approval_event_pattern(model_package_group_name)
+    return events.EventPattern(
+        source=[APPROVAL_EVENT_SOURCE], detail_type=[APPROVAL_EVENT_DETAIL_TYPE], detail=pattern["detail"]
+    )
+
+
+class ApprovalTrigger(Construct):
+    """In the pipeline's stack: the rule that starts the pipeline on an approval in the staging registry, and, when
+    the registry is in another account, the permission for that account to forward its approvals here."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        model_package_group_name: str,
+        pipeline: codepipeline.IPipeline,
+        forwarded_from_account: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.rule = events.Rule(
+            self,
+            "OnApproved",
+            description=f"Starts the delivery pipeline when a version of {model_package_group_name} is approved",
+            event_pattern=approval_rule_pattern(model_package_group_name),
+        )
+        # SageMaker may send more than one event per state change: a second start is queued or superseded by
+        # CodePipeline, and deploys the same approved version.
+        self.rule.add_target(targets.CodePipeline(pipeline))
+        self.bus_policy: events.CfnEventBusPolicy | None = None
+        if forwarded_from_account:
+            stack = Stack.of(self)
+            statement_id = f"approvals-from-{forwarded_from_account}"
+            self.bus_policy = events.CfnEventBusPolicy(
+                self,
+                "AdmitForwardedApprovals",
+                statement_id=statement_id,
+                event_bus_name="default",
+                statement={
+                    "Sid": statement_id,
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:{stack.partition}:iam::{forwarded_from_account}:root"},
+                    "Action": "events:PutEvents",
+                    "Resource": stack.format_arn(service="events", resource="event-bus", resource_name="default"),
+                },
+            )
+
+
+class ApprovalForwardingStack(Stack):
+    """In the staging stage (the registry's account and region): forwards approvals to the pipeline's event bus."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        model_package_group_name: str,
+        pipeline_account: str,
+        pipeline_region: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"Forwards approvals of {model_package_group_name} versions to the delivery pipeline's bus",
+            **kwargs,
+        )
+        bus_arn = self.format_arn(
+            service="events",
+            resource="event-bus",
+            resource_name="default",
+            account=pipeline_account,
+            region=pipeline_region,
+        )
+        self.rule = events.Rule(
+            self,
+            "ForwardApprovals",
+            description=f"Forwards approvals of {model_package_group_name} versions to the delivery pipeline",
+            event_pattern=approval_rule_pattern(model_package_group_name),
+        )
+        self.rule.add_target(targets.EventBus(events.EventBus.from_event_bus_arn(self, "PipelineBus", bus_arn)))
