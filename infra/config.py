@@ -479,7 +479,7 @@ def load_stage_configs(context: Mapping[str, Any]) -> list[StageConfig]:
         if not isinstance(section, Mapping):
             problems.append(f"{STAGES_CONTEXT_KEY}.{name} = {section!r}: expected an object of settings")
             continue
-        settings = _with_overrides(name, section, context)
+        settings = _with_overrides(name, section, context, f"{STAGES_CONTEXT_KEY}.")
         problems += _served_version_from_manifest(name, settings)
         problems += [
             f"{STAGES_CONTEXT_KEY}.{name}.{key}: not settable per stage; the stage name is its key under "
@@ -528,18 +528,21 @@ def _selected_stages(selection: Any, problems: list[str]) -> list[str]:
     return [name for name in STAGE_NAMES if name in requested]
 
 
-def _with_overrides(stage: str, settings: Mapping[str, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply `-c <stage>.<dotted.key>=<value>` overrides onto a deep copy of the stage settings."""
+def _with_overrides(
+    prefix: str, settings: Mapping[str, Any], context: Mapping[str, Any], location: str = ""
+) -> dict[str, Any]:
+    """Apply `-c <prefix>.<dotted.key>=<value>` overrides onto a deep copy of the settings; errors name the key
+    under `location` (the context section that holds these settings)."""
     merged = copy.deepcopy(dict(settings))
     for key in sorted(context):
-        if not key.startswith(f"{stage}."):
+        if not key.startswith(f"{prefix}."):
             continue
         *parents, leaf = key.split(".")[1:]
         target = merged
         for part in parents:
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
-                raise StageConfigError(f"{STAGES_CONTEXT_KEY}.{key}: '{part}' is a value, not a section")
+                raise StageConfigError(f"{location}{key}: '{part}' is a value, not a section")
         target[leaf] = context[key]
     return merged
 
@@ -632,17 +635,7 @@ def load_delivery_config(context: Mapping[str, Any]) -> DeliveryConfig:
     section = context.get(DELIVERY_CONTEXT_KEY) or {}
     if not isinstance(section, Mapping):
         raise StageConfigError(f"{DELIVERY_CONTEXT_KEY} = {section!r}: expected an object of settings")
-    settings = copy.deepcopy(dict(section))
-    for key in sorted(context):
-        if not key.startswith(f"{DELIVERY_CONTEXT_KEY}."):
-            continue
-        *parents, leaf = key.split(".")[1:]
-        target = settings
-        for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise StageConfigError(f"{key}: '{part}' is a value, not a section")
-        target[leaf] = context[key]
+    settings = _with_overrides(DELIVERY_CONTEXT_KEY, section, context)
     try:
         config = DeliveryConfig.model_validate(settings)
     except ValidationError as error:
