@@ -18,6 +18,7 @@ from infra.config import PROJECT_ROOT, STAGE_NAMES
 from infra.lint import lint_template
 from infra.security import MINIMUM_REASON_LENGTH, acknowledge, enable_security_checks
 from tests.conftest import NO_BUNDLING
+from tests.infra.grants import wildcard_action_grants
 from tests.offline import offline_without_credentials
 
 
@@ -81,16 +82,7 @@ def test_acknowledgements_are_few_kinds_each_with_a_reason(synthesized_app):
 
 
 def test_no_allow_statement_anywhere_grants_every_action_or_a_whole_service(synthesized_app):
-    for stack in synthesized_app.stacks.values():
-        for logical_id, resource in stack.template["Resources"].items():
-            for document_key in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument"):
-                for statement in resource.get("Properties", {}).get(document_key, {}).get("Statement", []):
-                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                    if statement["Effect"] == "Allow":
-                        assert not [a for a in actions if a == "*" or a.endswith(":*")], (
-                            stack.display_name,
-                            logical_id,
-                        )
+    assert wildcard_action_grants(synthesized_app.stacks.values()) == []
 
 
 def test_no_sagemaker_full_access_managed_policy(synthesized_app):

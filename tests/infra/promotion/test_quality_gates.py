@@ -10,6 +10,7 @@ from infra.cloud_assembly import security_findings
 from infra.lint import lint_template
 from infra.security import MINIMUM_REASON_LENGTH
 from tests.conftest import DELIVERY_REGION, PIPELINE_ACCOUNT, PROD_ACCOUNT
+from tests.infra.grants import wildcard_action_grants
 
 GENERATED_ACTION_GROUPS = {
     f"AwsSolutions-IAM5[Action::{action}]"
@@ -84,13 +85,4 @@ def test_each_finding_is_acknowledged_once_per_construct(delivery_app):
 
 
 def test_no_allow_statement_grants_every_action_or_a_whole_service(delivery_app):
-    for stack in delivery_app.stacks.values():
-        for logical_id, resource in stack.template["Resources"].items():
-            for document_key in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument"):
-                for statement in resource.get("Properties", {}).get(document_key, {}).get("Statement", []):
-                    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                    if statement["Effect"] == "Allow":
-                        assert not [a for a in actions if a == "*" or a.endswith(":*")], (
-                            stack.display_name,
-                            logical_id,
-                        )
+    assert wildcard_action_grants(delivery_app.stacks.values()) == []
