@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` (set up, synthesize every stage, summarize) and `make test`.
+# The two commands of the README: `make run` (set up, synthesize and check every stage, then run the pipeline, the
+# registry, approval and serving on this machine against an embedded AWS) and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -32,6 +33,7 @@ synth: setup
 
 run: synth
 	$(BIN)/python -m infra.summary cdk.out
+	$(BIN)/mlops local loop --stage dev
 
 test: setup
 	$(BIN)/ruff check .
@@ -39,4 +41,4 @@ test: setup
 	$(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .pytest_cache
+	rm -rf $(VENV) node_modules cdk.out .pytest_cache .local

@@ -6,10 +6,13 @@ AWS_REGION, AWS_ENDPOINT_URL), so the same commands work against an account or a
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import logging
 import os
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
@@ -25,6 +28,16 @@ from rich.table import Table
 from infra import manifest, naming
 from infra.config import STAGE_NAMES, StageConfig, StageConfigError, cdk_json_context, load_stage_configs
 from pipelines import spec
+from pipelines.local.aws import (
+    DEFAULT_LOCAL_REGION,
+    LOCAL_ACCOUNT,
+    EmbeddedAwsError,
+    Endpoint,
+    embedded_aws,
+    serve_until_stopped,
+)
+from pipelines.local.expressions import DefinitionError
+from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
 from pipelines.registry import (
     ApprovalStatus,
     MetricsReport,
@@ -33,6 +46,7 @@ from pipelines.registry import (
     Registry,
     RegistryError,
     checked_reason,
+    parse_metrics,
     utc_timestamp,
 )
 from training_code.contract import CSV, SERVE_COMMAND
@@ -42,8 +56,14 @@ pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline of 
 app.add_typer(pipeline_app, name="pipeline")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: list, show, approve, reject, resolve.")
 app.add_typer(models_app, name="models")
+local_app = typer.Typer(
+    no_args_is_help=True,
+    help="The pipeline and the operator's flow on this machine, against an embedded AWS: no account needed.",
+)
+app.add_typer(local_app, name="local")
 
 Stage = Annotated[str, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")]
+OptionalStage = Annotated[str | None, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")]
 
 
 class CommandError(Exception):
@@ -55,11 +75,47 @@ def one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
     def run(*args: Any, **kwargs: Any) -> None:
         try:
             command(*args, **kwargs)
-        except (CommandError, RegistryError, StageConfigError, ValueError, ClientError, BotoCoreError) as error:
+        except (
+            CommandError,
+            RegistryError,
+            StageConfigError,
+            EmbeddedAwsError,
+            DefinitionError,
+            ValueError,
+            ClientError,
+            BotoCoreError,
+        ) as error:
             typer.echo(f"error: {' '.join(str(error).split())}", err=True)
             raise typer.Exit(1) from None
 
     return run
+
+
+@app.callback()
+def use_embedded_aws(
+    ctx: typer.Context,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help=f"use the embedded AWS of local runs (state in .local/ or ${LOCAL_DIR_VARIABLE}), not an account",
+        ),
+    ] = False,
+) -> None:
+    if local:
+        try:
+            ctx.obj = ctx.with_resource(embedded_aws(LocalLayout.from_environment()))
+        except EmbeddedAwsError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(1) from None
+
+
+def embedded(ctx: typer.Context) -> contextlib.AbstractContextManager[Endpoint]:
+    """The embedded AWS: the one --local started for this command, else one for the block."""
+    started = ctx.find_root().obj
+    if isinstance(started, Endpoint):
+        return contextlib.nullcontext(started)
+    return embedded_aws(LocalLayout.from_environment())
 
 
 def stage_config(stage: str) -> StageConfig:
@@ -154,17 +210,37 @@ def definition(stage: Stage) -> None:
 @app.command("serve")
 @one_line_errors
 def serve(
-    model_dir: Annotated[Path, typer.Option(help="the model artifact: a directory, or one holding model.tar.gz")],
+    ctx: typer.Context,
+    model_dir: Annotated[
+        Path | None, typer.Option(help="the model artifact: a directory, or one holding model.tar.gz")
+    ] = None,
+    stage: OptionalStage = None,
+    version: Annotated[
+        str | None, typer.Option("--version", "-v", help="with --stage: this Approved version (default: the latest)")
+    ] = None,
     port: Annotated[int | None, typer.Option(help="default: SAGEMAKER_BIND_TO_PORT, else 8080")] = None,
     workers: Annotated[int | None, typer.Option(help="default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1/core")] = None,
     max_payload_mb: Annotated[int | None, typer.Option(help="larger bodies get 413 (default 6)")] = None,
     host: Annotated[str, typer.Option(help="the serving image listens on 0.0.0.0")] = "127.0.0.1",
 ) -> None:
-    """Serve a model on this machine with the serving image's server: GET /ping, POST /invocations."""
+    """Serve a model on this machine with the serving image's server: GET /ping, POST /invocations.
+
+    The model is a local artifact (--model-dir) or an Approved version of the stage's registry (--stage)."""
+    if (model_dir is None) == (stage is None):
+        raise CommandError("give either --model-dir or --stage (with --version for other than the latest Approved)")
+    if stage is not None:
+        registry = Registry()
+        model = latest_approved(registry, stage) if version is None else approved_version(registry, stage, version)
+        model_dir = Path(tempfile.mkdtemp(prefix=f"mlops-serve-{model.group}-{model.version}-"))
+        registry.download_model(model, model_dir)
+        typer.echo(f"serving version {model.label} ({model.arn})")
+        # Ends what the command holds (the embedded AWS saves its state) before the server replaces this process.
+        ctx.find_root().close()
     options = {"--model-dir": model_dir, "--port": port, "--workers": workers, "--max-payload-mb": max_payload_mb}
     arguments = [str(part) for option, value in options.items() if value is not None for part in (option, value)]
     # The image's own command, started afresh: its workers then import the server alone, not this CLI.
     command = [sys.executable, "-m", "training_code.serving", SERVE_COMMAND, *arguments, "--host", host]
+    sys.stdout.flush()
     os.execv(sys.executable, command)
 
 
@@ -174,7 +250,6 @@ PROMOTION_TARGETS = ("staging", "prod")
 # Every stage deploys versions of the staging stage's group: prod serves what staging has served.
 PROMOTION_SOURCE_STAGE = "staging"
 
-OptionalStage = Annotated[str | None, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")]
 VersionArgument = Annotated[str, typer.Argument(help="a version number of the stage's group, or a version's ARN")]
 Reason = Annotated[str | None, typer.Option("--reason", "-r", help="why; recorded with the decision (required)")]
 AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -570,6 +645,153 @@ def smoke_test(
         f"smoke test passed: {endpoint} answered {label!r} (one of {len(signature.classes)} classes) "
         f"for a row of {len(signature.feature_names)} zeros"
     )
+
+
+# Local runs: the pipeline definition executed here, and the operator's flow after it.
+
+DataDirectory = Annotated[
+    Path | None,
+    typer.Option("--data", help="a directory of CSV files to train on (default: the bundled digits sample)"),
+]
+SampleRows = Annotated[
+    int | None, typer.Option(min=20, help="use only this many distinct rows of the sample (quick runs, tests)")
+]
+Seed = Annotated[int, typer.Option(help="seed of the local trials' random search")]
+Parameters = Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE, repeatable")]
+
+
+def dataset_files(data: Path | None, sample_rows: int | None, overrides: dict[str, Any]) -> list[Path] | None:
+    """The files to put under the data bucket's raw/ prefix; None when InputDataUri names other data."""
+    if spec.ParameterName.INPUT_DATA_URI in overrides:
+        if data is not None or sample_rows is not None:
+            raise CommandError("-p InputDataUri names the data already; drop --data and --sample-rows")
+        return None
+    if data is None:
+        from pipelines.local.runner import sample_files
+
+        return sample_files(sample_rows)
+    if sample_rows is not None:
+        raise CommandError("--sample-rows applies to the bundled sample, not to --data")
+    files = sorted(path for path in data.glob("*.csv") if path.is_file()) if data.is_dir() else []
+    if not files:
+        raise CommandError(f"--data {data}: not a directory with .csv files")
+    return files
+
+
+def local_console() -> Console:
+    """Tables and progress lines keep their width when the output goes to a file or CI log."""
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
+# The local runner and its console pull in the SageMaker SDK: imported when a local command runs, so that the other
+# commands start fast.
+def run_locally(
+    ctx: typer.Context,
+    console: Console,
+    stage: str,
+    assignments: list[str],
+    data: Path | None,
+    sample_rows: int | None,
+    seed: int,
+) -> Any:
+    from pipelines.local.console import ConsoleObserver, print_summary
+    from pipelines.local.runner import LocalPipelineRun, LocalStage, local_definition
+
+    config = stage_config(stage)
+    overrides = parse_parameters(config, assignments)
+    files = dataset_files(data, sample_rows, overrides)
+    layout = LocalLayout.from_environment()
+    # The SageMaker SDK turns botocore's INFO logging on; a local run reports its own steps.
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    with embedded(ctx) as endpoint:
+        console.print(
+            f"Embedded AWS at {endpoint.url} (account {LOCAL_ACCOUNT}, {endpoint.region}); state in {layout.root}"
+        )
+        local_stage = LocalStage(config, endpoint.region)
+        s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+        with console.status("Provisioning the stage and building its pipeline definition (SageMaker SDK)"):
+            definition = local_definition(local_stage, s3, sagemaker)
+            if files is not None:
+                uri = local_stage.replace_raw_data(s3, files)
+                console.print(f"Data: {', '.join(path.name for path in files)} -> {uri}")
+        run = LocalPipelineRun(local_stage, definition, overrides, layout, ConsoleObserver(console), seed)
+        console.print(f"Pipeline {naming.pipeline_name(config)}, execution {run.result.execution_arn}")
+        result = run.run()
+    print_summary(console, result)
+    if result.failure:
+        log = f" (log: {result.failure.log})" if result.failure.log else ""
+        raise CommandError(f"{result.failure}{log}")
+    return result
+
+
+def print_next(console: Console, stage: str, result: Any) -> None:
+    from pipelines.local.walkthrough import next_commands
+
+    console.print("\nNext, try:")
+    for command in next_commands(stage, result):
+        console.print(f"  {command}", highlight=False)
+
+
+@local_app.command("run")
+@one_line_errors
+def local_run(
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")] = "dev",
+    param: Parameters = [],  # noqa: B006
+    data: DataDirectory = None,
+    sample_rows: SampleRows = None,
+    seed: Seed = 0,
+) -> None:
+    """Run the stage's SageMaker Pipeline definition here, each job as a local process; registers the model."""
+    console = local_console()
+    print_next(console, stage, run_locally(ctx, console, stage, param, data, sample_rows, seed))
+
+
+@local_app.command("loop")
+@one_line_errors
+def local_loop(
+    ctx: typer.Context,
+    stage: Annotated[str, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")] = "dev",
+    param: Parameters = [],  # noqa: B006
+    data: DataDirectory = None,
+    sample_rows: SampleRows = None,
+    seed: Seed = 0,
+) -> None:
+    """`local run`, then the operator's flow on its model: list, approve, serve, and one example request."""
+    from pipelines.local.console import evaluation_report
+    from pipelines.local.walkthrough import WalkthroughFailed, walk_through
+
+    if isinstance(ctx.find_root().obj, Endpoint):
+        raise CommandError("`local loop` runs its own commands against the embedded AWS; drop --local")
+    console = local_console()
+    result = run_locally(ctx, console, stage, param, data, sample_rows, seed)
+    accuracy = parse_metrics("evaluation.json", evaluation_report(result)).accuracy
+    if result.model_package_arn is None or accuracy is None:
+        raise CommandError(f"execution {result.execution_id} registered no version with a readable accuracy")
+    reason = f"reviewed local execution {result.execution_id}: test accuracy {accuracy:.4f}"
+    # A run whose AccuracyThreshold was lowered below the stage's can register a model the stage would not approve.
+    below_stage_threshold = accuracy < stage_config(stage).pipeline.accuracy_threshold
+    try:
+        walk_through(console, stage, result, reason, force=below_stage_threshold)
+    except WalkthroughFailed as error:
+        raise CommandError(str(error)) from None
+    print_next(console, stage, result)
+
+
+@local_app.command("aws")
+@one_line_errors
+def local_aws(port: Annotated[int, typer.Option(help="loopback port to listen on")] = 4566) -> None:
+    """Keep the embedded AWS up in the foreground (Ctrl-C stops it), for the AWS CLI, boto3 or a notebook."""
+    layout = LocalLayout.from_environment()
+
+    def ready(endpoint: Endpoint) -> None:
+        typer.echo(f"embedded AWS at {endpoint.url}; state in {layout.aws_state_file}; Ctrl-C stops it")
+        typer.echo("in another shell:")
+        for name, value in endpoint.environment().items():
+            typer.echo(f"  export {name}={value}")
+        sys.stdout.flush()
+
+    serve_until_stopped(layout, port, DEFAULT_LOCAL_REGION, ready)
 
 
 def main() -> None:

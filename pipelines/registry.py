@@ -17,13 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.manifest import MODEL_PACKAGE_ARN
-from training_code.contract import ACCURACY_JSON_PATH, MODEL_METADATA_FILE, MULTICLASS_METRICS
+from training_code.contract import ACCURACY_JSON_PATH, MODEL_ARCHIVE, MODEL_METADATA_FILE, MULTICLASS_METRICS
 
 # boto3 clients are generated at runtime; no stubs are installed.
 Client = Any
@@ -365,6 +366,20 @@ class Registry:
         except (tarfile.TarError, OSError, ValueError, KeyError, TypeError) as error:
             raise RegistryError(f"{url}: not a model archive with a readable {MODEL_METADATA_FILE} ({error})") from None
         raise RegistryError(f"{url} holds no {MODEL_METADATA_FILE}")
+
+    def download_model(self, version: ModelVersion, destination: Path) -> Path:
+        """The version's model.tar.gz into `destination` (a directory the serving image's server accepts)."""
+        url = version.model_data_url
+        if not url:
+            raise RegistryError(f"version {version.label} names no model data URL")
+        bucket, key = split_s3_uri(url)
+        destination.mkdir(parents=True, exist_ok=True)
+        target = destination / MODEL_ARCHIVE
+        try:
+            self.s3.download_file(bucket, key, str(target))
+        except ClientError as error:
+            raise RegistryError(f"cannot read {url}: {error.response['Error']['Code']}") from None
+        return target
 
     # Deciding
 

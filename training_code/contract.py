@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# Every container path SageMaker defines lies under this directory (a local run lays the same tree out elsewhere).
+CONTAINER_ROOT = Path("/opt/ml")
+
 # Training container (script mode): SageMaker sets these variables; each has a flag that overrides it.
 MODEL_DIR_VARIABLE = "SM_MODEL_DIR"
 TRAINING_JOB_NAME_VARIABLE = "TRAINING_JOB_NAME"
@@ -15,13 +18,13 @@ TRAIN_CHANNEL = "train"
 VALIDATION_CHANNEL = "validation"
 # The optional channel that carries a previous model artifact for warm start.
 WARM_START_CHANNEL = "model"
-DEFAULT_MODEL_DIR = Path("/opt/ml/model")
-DEFAULT_CHECKPOINT_DIR = Path("/opt/ml/checkpoints")
-TRAINING_FAILURE_FILE = Path("/opt/ml/output/failure")
+DEFAULT_MODEL_DIR = CONTAINER_ROOT / "model"
+DEFAULT_CHECKPOINT_DIR = CONTAINER_ROOT / "checkpoints"
+TRAINING_FAILURE_FILE = CONTAINER_ROOT / "output" / "failure"
 
 # Processing containers: inputs and outputs are mounted under this directory; the exit message is read from the file.
-PROCESSING_ROOT = Path("/opt/ml/processing")
-PROCESSING_FAILURE_FILE = Path("/opt/ml/output/message")
+PROCESSING_ROOT = CONTAINER_ROOT / "processing"
+PROCESSING_FAILURE_FILE = CONTAINER_ROOT / "output" / "message"
 
 # SageMaker truncates failure reasons to 1 KB.
 FAILURE_REASON_LIMIT = 1024

@@ -1,0 +1,182 @@
+"""The embedded AWS of local runs: moto's server on loopback, its state kept in a local directory between commands.
+
+Everything else reaches it as it would reach AWS, through the standard settings (`AWS_ENDPOINT_URL`, credentials,
+region), so the registry, promotion and serving code paths are the ones that run against an account.
+
+Each command that uses it (`mlops --local ...`, `mlops local run`) starts a server, restores the state saved in
+`<state dir>/aws-state.pickle`, and saves it again when it ends. `mlops local aws` keeps one running in the
+foreground for other tools (the AWS CLI, notebooks); while it runs, commands use it instead of starting their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.local.layout import LocalLayout
+
+# moto's fixed account; every ARN of a local run names it.
+LOCAL_ACCOUNT = "123456789012"
+# A stage without a region runs locally in this one.
+DEFAULT_LOCAL_REGION = "us-east-1"
+LOOPBACK = "127.0.0.1"
+# The services whose state outlives a command: buckets and objects, the registry.
+PERSISTED_SERVICES = ("s3", "sagemaker")
+# moto accepts any credentials; these only keep boto3 from looking for real ones.
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
+# Settings that would send boto3 to a real account or profile instead of the embedded one.
+CLEARED_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+
+
+class EmbeddedAwsError(Exception):
+    """The embedded AWS could not start or its saved state could not be read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    region: str
+
+    def environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            **LOCAL_CREDENTIALS,
+        }
+
+
+def _started_server(port: int) -> Any:
+    """moto's server on loopback (imported here: the CLI's other commands need not pay for moto's import)."""
+    from moto.server import ThreadedMotoServer
+
+    # The server logs every request it answers; a local run's output is the pipeline's, not the HTTP traffic.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    try:
+        server.start()
+    except OSError as error:
+        raise EmbeddedAwsError(f"cannot listen on {LOOPBACK}:{port}: {error.strerror}") from None
+    return server
+
+
+def _save_state(path: Path) -> None:
+    from moto.backends import get_backend
+
+    state = {service: dict(get_backend(service)) for service in PERSISTED_SERVICES}
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(pickle.dumps(state))
+    os.replace(partial, path)
+
+
+def _restore_state(path: Path) -> None:
+    if not path.exists():
+        return
+    try:
+        state = pickle.loads(path.read_bytes())  # noqa: S301 - written by this project into the user's own directory
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as error:
+        raise EmbeddedAwsError(
+            f"cannot read the embedded AWS state {path} ({type(error).__name__}: {error}); "
+            f"delete it to start from an empty local account"
+        ) from None
+    from moto.backends import get_backend
+
+    for service, accounts in state.items():
+        backend = get_backend(service)
+        backend.clear()
+        backend.update(accounts)
+
+
+def _running_endpoint(layout: LocalLayout) -> Endpoint | None:
+    """The endpoint of a `mlops local aws` server that is still running, if any."""
+    try:
+        recorded = json.loads(layout.endpoint_file.read_text())
+        os.kill(int(recorded["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return Endpoint(recorded["url"], recorded["region"])
+
+
+@contextlib.contextmanager
+def _locked(layout: LocalLayout) -> Iterator[None]:
+    """One command at a time owns the saved state; a second waits instead of losing the first one's changes."""
+    layout.root.mkdir(parents=True, exist_ok=True)
+    with layout.lock_file.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in (*values, *CLEARED_SETTINGS)}
+    for name in CLEARED_SETTINGS:
+        os.environ.pop(name, None)
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def embedded_aws(layout: LocalLayout, region: str = DEFAULT_LOCAL_REGION) -> Iterator[Endpoint]:
+    """The embedded AWS for the length of the block, with this process's AWS settings pointing at it.
+
+    Uses the `mlops local aws` server when one runs; otherwise starts one on a free loopback port, restores the saved
+    state, and saves it at the end (also when the block fails: what was done is kept, as in AWS)."""
+    running = _running_endpoint(layout)
+    if running is not None:
+        with _environment(Endpoint(running.url, region).environment()):
+            yield Endpoint(running.url, region)
+        return
+    with _locked(layout):
+        _restore_state(layout.aws_state_file)
+        server = _started_server(0)
+        host, port = server.get_host_and_port()
+        endpoint = Endpoint(f"http://{host}:{port}", region)
+        try:
+            with _environment(endpoint.environment()):
+                yield endpoint
+        finally:
+            server.stop()
+            _save_state(layout.aws_state_file)
+
+
+def serve_until_stopped(layout: LocalLayout, port: int, region: str, on_ready: Callable[[Endpoint], None]) -> None:
+    """Run the embedded AWS in the foreground on `port` until SIGINT or SIGTERM, saving its state every time a
+    command could have changed it (on stop) and recording the endpoint for other commands meanwhile."""
+    if _running_endpoint(layout) is not None:
+        raise EmbeddedAwsError(f"an embedded AWS already runs (see {layout.endpoint_file})")
+    stopped = threading.Event()
+    with _locked(layout):
+        _restore_state(layout.aws_state_file)
+        server = _started_server(port)
+        host, bound = server.get_host_and_port()
+        endpoint = Endpoint(f"http://{host}:{bound}", region)
+        layout.endpoint_file.write_text(json.dumps({"url": endpoint.url, "region": region, "pid": os.getpid()}))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stopped.set())
+        try:
+            on_ready(endpoint)
+            stopped.wait()
+        finally:
+            layout.endpoint_file.unlink(missing_ok=True)
+            server.stop()
+            _save_state(layout.aws_state_file)

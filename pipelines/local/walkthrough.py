@@ -1,0 +1,152 @@
+"""After a local pipeline run: the operator's side, with the commands an operator types, run as they would type
+them against the embedded AWS (list, approve, serve), then an example request to the served model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from rich.console import Console
+from rich.table import Table
+
+from pipelines import spec
+from pipelines.local.jobs import ContainerRoot
+from pipelines.local.runner import RunResult
+from training_code.contract import CSV, DEFAULT_LABEL_COLUMN, INVOCATIONS_PATH, JSON, PING_PATH
+
+EXAMPLE_ROWS = 3
+SERVER_START_SECONDS = 30
+REQUEST_SECONDS = 10
+
+
+class WalkthroughFailed(Exception):
+    pass
+
+
+def mlops(*arguments: str) -> list[str]:
+    """The `mlops --local ...` command line, as this interpreter runs it."""
+    return [sys.executable, "-m", "pipelines.cli", "--local", *arguments]
+
+
+def shown(command: list[str]) -> str:
+    return "mlops " + shlex.join(command[3:])
+
+
+def run_command(console: Console, command: list[str]) -> None:
+    console.print(f"[bold cyan]$ {shown(command)}[/bold cyan]")
+    # Flushed first: the command writes to the same terminal.
+    sys.stdout.flush()
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise WalkthroughFailed(f"`{shown(command)}` exited with {completed.returncode}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def example_rows(result: RunResult, count: int = EXAMPLE_ROWS) -> tuple[list[str], list[list[str]], list[str]]:
+    """Feature names, the first `count` rows of the run's test split, and their true labels."""
+    test_dir = spec.SPLITS_OUTPUT_DIR / spec.PREPROCESS_OUTPUTS[2]
+    files = sorted(
+        path
+        for job in sorted(result.run_dir.iterdir())
+        if job.is_dir()
+        for path in ContainerRoot(job).path(test_dir).glob("*.csv")
+    )
+    if not files:
+        raise WalkthroughFailed(f"no test split under {result.run_dir}")
+    with files[0].open(newline="") as file:
+        reader = csv.reader(file)
+        header = next(reader)
+        rows = [row for _, row in zip(range(count), reader, strict=False)]
+    label = header.index(DEFAULT_LABEL_COLUMN)
+    features = [name for index, name in enumerate(header) if index != label]
+    values = [[value for index, value in enumerate(row) if index != label] for row in rows]
+    return features, values, [row[label] for row in rows]
+
+
+def wait_until_ready(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise WalkthroughFailed(f"the server exited with {server.returncode} before answering {PING_PATH}")
+        try:
+            with urllib.request.urlopen(url + PING_PATH, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.2)
+    raise WalkthroughFailed(f"the server did not answer {PING_PATH} within {SERVER_START_SECONDS} s")
+
+
+def request_prediction(console: Console, url: str, features: list[str], rows: list[list[str]]) -> dict:
+    body = "\n".join([",".join(features), *(",".join(row) for row in rows)]) + "\n"
+    console.print(
+        f"[bold cyan]$ curl -s {url}{INVOCATIONS_PATH} -H 'Content-Type: {CSV}' -H 'Accept: {JSON}' "
+        f"--data-binary @example.csv[/bold cyan]  [dim](a header and {len(rows)} rows of the test split)[/dim]"
+    )
+    request = urllib.request.Request(
+        url + INVOCATIONS_PATH, data=body.encode(), headers={"Content-Type": CSV, "Accept": JSON}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        raise WalkthroughFailed(f"the server answered {error.code}: {error.read()[:200]!r}") from None
+    return answer
+
+
+def walk_through(console: Console, stage: str, result: RunResult, reason: str, force: bool = False) -> dict:
+    """List, approve, serve the registered version and ask it for predictions; returns the prediction answer.
+
+    `force` approves below the stage's accuracy threshold (a run with a lowered AccuracyThreshold)."""
+    version = result.model_package_arn.rsplit("/", 1)[-1]
+    console.rule("The operator's side, against the embedded registry")
+    run_command(console, mlops("models", "list", "--stage", stage))
+    approve = mlops("models", "approve", version, "--stage", stage, "--reason", reason)
+    run_command(console, approve + (["--force"] if force else []))
+    port = free_port()
+    serve = mlops("serve", "--stage", stage, "--version", version, "--port", str(port), "--workers", "1")
+    console.print(f"[bold cyan]$ {shown(serve)} &[/bold cyan]")
+    sys.stdout.flush()
+    server = subprocess.Popen(serve)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, server)
+        features, rows, truth = example_rows(result)
+        answer = request_prediction(console, url, features, rows)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=REQUEST_SECONDS)
+    table = Table(title="Predictions (application/json: a label and the probability of each class per row)")
+    for column in ("row", "true label", "predicted", "probability"):
+        table.add_column(column)
+    for number, (prediction, label) in enumerate(zip(answer["predictions"], truth, strict=True), start=1):
+        predicted = str(prediction["label"])
+        table.add_row(str(number), label, predicted, f"{prediction['probabilities'][predicted]:.4f}")
+    console.print(table)
+    return answer
+
+
+def next_commands(stage: str, result: RunResult) -> list[str]:
+    version = result.model_package_arn.rsplit("/", 1)[-1] if result.model_package_arn else "N"
+    commands = [
+        (f"mlops --local models show {version} --stage {stage}", "metrics per class, lineage, decisions"),
+        (f"mlops --local serve --stage {stage} --port 8080", "serve the latest Approved version"),
+        ("curl -s localhost:8080/invocations -H 'Content-Type: text/csv' --data-binary @rows.csv", ""),
+        (f"mlops local run --stage {stage} -p TuningMaxJobs=8", "another execution, with more trials"),
+        ("mlops local aws", "keep the embedded AWS up, for the AWS CLI or boto3"),
+    ]
+    width = max(len(command) for command, why in commands if why)
+    return [f"{command:<{width}}  # {why}" if why else command for command, why in commands]
