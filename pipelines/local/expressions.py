@@ -98,6 +98,24 @@ class Scope:
         return {key: self.evaluate(item) for key, item in value.items()}
 
 
+def references(value: Any) -> list[str]:
+    """Every `Get` reference in a value (property files included), refusing expressions `Scope` cannot evaluate."""
+    if isinstance(value, list):
+        return [reference for item in value for reference in references(item)]
+    if not isinstance(value, dict):
+        return []
+    if set(value) == {"Get"}:
+        path_parts(value["Get"].split(".", 2)[-1])
+        return [value["Get"]]
+    unsupported = [key for key in value if (key.startswith("Std:") or key == "Get") and key not in SUPPORTED]
+    if unsupported or (any(key in SUPPORTED for key in value) and len(value) != 1):
+        raise DefinitionError(f"unsupported expression {sorted(value)}")
+    return [reference for item in value.values() for reference in references(item)]
+
+
+SUPPORTED = ("Get", "Std:Join", "Std:JsonGet")
+
+
 def _text(value: Any) -> str:
     """How the service renders a value inside a Join: numbers and booleans as JSON, strings as they are."""
     return value if isinstance(value, str) else json.dumps(value)

@@ -29,7 +29,7 @@ from infra.naming import BucketPurpose
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
 from pipelines.definition import PipelineTargets, pipeline_definition
 from pipelines.local.aws import LOCAL_ACCOUNT
-from pipelines.local.expressions import DefinitionError, Scope
+from pipelines.local.expressions import DefinitionError, Scope, references
 from pipelines.local.jobs import ContainerRoot, JobFailed, run_processing_job
 from pipelines.local.layout import LocalLayout
 from pipelines.local.tuning import Trial, TrialResult, TuningFailed, plan_trials, run_tuning, summaries
@@ -52,6 +52,7 @@ LOCAL_EXECUTION_ROLE = "arn:aws:iam::{account}:role/{prefix}-local-execution"
 # Images are not run locally: each job runs in this environment. They name what runs in their place.
 LOCAL_IMAGE = "local/{purpose}"
 RUN_RECORD = "run.json"
+EXECUTION_VARIABLES = ("PipelineExecutionId", "PipelineExecutionArn")
 
 
 class StepFailed(Exception):
@@ -186,16 +187,34 @@ def parameter_values(definition: Mapping[str, Any], overrides: Mapping[str, Any]
     return values
 
 
-def check_supported(steps: list[Mapping[str, Any]]) -> None:
-    """Refuse a definition with a step type or condition the runner does not execute, before anything runs."""
-    for step in steps:
-        if step["Type"] not in SUPPORTED_STEP_TYPES:
-            raise DefinitionError(f"step {step['Name']}: the local runner does not run {step['Type']} steps")
-        if step["Type"] == "Condition":
-            for condition in step["Arguments"]["Conditions"]:
-                if condition["Type"] not in CONDITIONS:
-                    raise DefinitionError(f"step {step['Name']}: unsupported condition {condition['Type']}")
-            check_supported(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []))
+def check_supported(definition: Mapping[str, Any]) -> None:
+    """Refuse, before anything runs, a definition with a step type, condition or expression the runner does not
+    execute, or a reference to a parameter it does not declare or a step that has not run before it."""
+    parameters = {parameter["Name"] for parameter in definition["Parameters"]}
+    earlier: list[str] = []
+
+    def check_steps(steps: list[Mapping[str, Any]]) -> None:
+        for step in steps:
+            if step["Type"] not in SUPPORTED_STEP_TYPES:
+                raise DefinitionError(f"step {step['Name']}: the local runner does not run {step['Type']} steps")
+            for reference in references(step["Arguments"]):
+                root, _, rest = reference.partition(".")
+                known = {
+                    "Parameters": rest in parameters,
+                    "Execution": rest in EXECUTION_VARIABLES,
+                    "Steps": rest.partition(".")[0] in earlier,
+                }
+                if not known.get(root, False):
+                    raise DefinitionError(f"step {step['Name']}: cannot resolve {reference!r}")
+            if step["Type"] == "Condition":
+                for condition in step["Arguments"]["Conditions"]:
+                    if condition["Type"] not in CONDITIONS:
+                        raise DefinitionError(f"step {step['Name']}: unsupported condition {condition['Type']}")
+            earlier.append(step["Name"])
+            if step["Type"] == "Condition":
+                check_steps(step["Arguments"].get("IfSteps", []) + step["Arguments"].get("ElseSteps", []))
+
+    check_steps(definition["Steps"])
 
 
 class LocalPipelineRun:
@@ -208,7 +227,7 @@ class LocalPipelineRun:
         observer: RunObserver,
         seed: int = 0,
     ) -> None:
-        check_supported(definition["Steps"])
+        check_supported(definition)
         self.stage = stage
         self.definition = definition
         self.observer = observer
@@ -227,7 +246,7 @@ class LocalPipelineRun:
         self.property_files: dict[str, list[Mapping[str, Any]]] = {}
         self.scope = Scope(
             parameters=self.result.parameters,
-            execution={"PipelineExecutionId": execution_id, "PipelineExecutionArn": arn},
+            execution=dict(zip(EXECUTION_VARIABLES, (execution_id, arn), strict=True)),
             step_properties=self.properties,
             read_property_file=self.read_property_file,
         )

@@ -23,6 +23,7 @@ from pipelines.local.runner import RunResult
 from training_code.contract import CSV, DEFAULT_LABEL_COLUMN, INVOCATIONS_PATH, JSON, PING_PATH
 
 EXAMPLE_ROWS = 3
+EXAMPLE_FILE = "example-prediction.json"
 SERVER_START_SECONDS = 30
 REQUEST_SECONDS = 10
 
@@ -129,6 +130,10 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=REQUEST_SECONDS)
+    example = result.run_dir / EXAMPLE_FILE
+    example.write_text(
+        json.dumps({"features": features, "rows": rows, "true_labels": truth, "answer": answer}, indent=1)
+    )
     table = Table(title="Predictions (application/json: a label and the probability of each class per row)")
     for column in ("row", "true label", "predicted", "probability"):
         table.add_column(column)
@@ -136,6 +141,7 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
         predicted = str(prediction["label"])
         table.add_row(str(number), label, predicted, f"{prediction['probabilities'][predicted]:.4f}")
     console.print(table)
+    console.print(f"request and answer: {example}")
     return answer
 
 

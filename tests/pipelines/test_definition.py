@@ -28,17 +28,6 @@ TARGETS = PipelineTargets(
 )
 
 
-@pytest.fixture(scope="module")
-def definitions(synthesized_app) -> dict[str, dict[str, Any]]:
-    found = {}
-    for stage in STAGE_NAMES:
-        resources = synthesized_app.template(stage, "Pipeline")["Resources"]
-        (pipeline,) = [r for r in resources.values() if r["Type"] == "AWS::SageMaker::Pipeline"]
-        body, _ = pipeline["Properties"]["PipelineDefinition"]["PipelineDefinitionBody"]["Fn::Sub"]
-        found[stage] = json.loads(body)
-    return found
-
-
 def steps_of(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
     steps = {step["Name"]: step for step in definition["Steps"]}
     for step in definition["Steps"]:

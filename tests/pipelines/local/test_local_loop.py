@@ -1,0 +1,125 @@
+"""End to end on a reduced sample: `mlops local loop` runs the deployed definition here, registers a version with
+its metrics, approves it through the CLI and serves it; a failing step stops the run with its reason."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import spec
+from pipelines.local.aws import embedded_aws
+from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
+from pipelines.local.walkthrough import EXAMPLE_FILE
+from pipelines.registry import ApprovalStatus, Registry
+from pipelines.sample_data import write_digits_csv
+from training_code.contract import ACCURACY_JSON_PATH
+
+REDUCED = ["--sample-rows", "300", "-p", "TuningMaxJobs=2", "-p", "AccuracyThreshold=0.5"]
+
+
+def mlops(local_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *arguments],
+        env={**os.environ, LOCAL_DIR_VARIABLE: str(local_dir)},
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+
+
+def only_run(local_dir: Path) -> dict:
+    (record,) = LocalLayout(local_dir).root.glob("runs/*/run.json")
+    return json.loads(record.read_text())
+
+
+def json_path(document: dict, dotted: str):
+    for part in dotted.split("."):
+        document = document[part]
+    return document
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    local_dir = tmp_path_factory.mktemp("local")
+    return local_dir, mlops(local_dir, "local", "loop", "--stage", "dev", *REDUCED)
+
+
+def test_the_loop_runs_every_step_in_the_definition_order(loop):
+    local_dir, completed = loop
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    record = only_run(local_dir)
+    assert record["status"] == "Succeeded"
+    assert [step["name"] for step in record["steps"]] == [*spec.STEP_ORDER[:-1], spec.REGISTER_MODEL_STEP]
+    assert record["parameters"]["TuningMaxJobs"] == 2
+    trials = list(LocalLayout(local_dir).run_dir(record["execution_id"]).glob("*-tune-*-00[12]-*"))
+    assert len(trials) == 2
+    for trial in trials:  # each trial ran in its own container tree and wrote its model where SageMaker does
+        assert (trial / "opt/ml/model/model.json").is_file()
+        assert json.loads((trial / "opt/ml/input/config/hyperparameters.json").read_text())["sagemaker_program"]
+
+
+def test_the_registered_version_carries_the_evaluation_and_the_cli_approval(loop):
+    local_dir, completed = loop
+    record = only_run(local_dir)
+    evaluation = record["reports"][f"{spec.StepName.EVALUATE}.{spec.EVALUATION_PROPERTY_FILE}"]
+    with embedded_aws(LocalLayout(local_dir)):
+        registry = Registry()
+        version = registry.describe(record["model_package_arn"])
+        metrics = registry.metrics(version)
+        signature = registry.signature(version)
+    assert (version.group, version.version) == ("mlopskit-dev-models", 1)
+    assert version.status == ApprovalStatus.APPROVED
+    assert version.lineage["GeneratedBy"] == record["execution_arn"]
+    assert metrics.accuracy == json_path(evaluation, ACCURACY_JSON_PATH) >= 0.5
+    decision = version.last_decision
+    assert decision.status == ApprovalStatus.APPROVED and record["execution_id"] in decision.reason
+    assert f"approved mlopskit-dev-models/1 (accuracy {metrics.accuracy:.4f})" in completed.stdout
+    assert len(signature.feature_names) == 64 and len(signature.classes) == 10
+
+
+def test_the_served_version_answered_the_example_request(loop):
+    local_dir, completed = loop
+    record = only_run(local_dir)
+    example = json.loads((LocalLayout(local_dir).run_dir(record["execution_id"]) / EXAMPLE_FILE).read_text())
+    predictions = example["answer"]["predictions"]
+    assert len(predictions) == len(example["rows"]) == 3
+    for prediction in predictions:
+        assert prediction["label"] in prediction["probabilities"]
+        assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert "serving version mlopskit-dev-models/1" in completed.stdout
+
+
+def test_the_operator_commands_work_afterwards_against_the_kept_state(loop):
+    local_dir, _ = loop
+    listed = mlops(local_dir, "--local", "models", "list", "--stage", "dev", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert (row["version"], row["status"]) == (1, "Approved")
+    resolved = mlops(local_dir, "--local", "models", "resolve", "--stage", "dev")
+    assert resolved.stdout.strip() == only_run(local_dir)["model_package_arn"]
+
+
+def test_a_failing_step_stops_the_run_with_its_reason_and_registers_nothing(tmp_path):
+    data = tmp_path / "data"
+    rows = list(csv.reader(write_digits_csv(data / "digits.csv", rows=60).open()))
+    rows[3][5] = "seven"
+    with (data / "digits.csv").open("w", newline="") as file:
+        csv.writer(file).writerows(rows)
+    local_dir = tmp_path / "local"
+    completed = mlops(local_dir, "local", "run", "--data", str(data))
+    assert completed.returncode == 1
+    error = completed.stderr.strip().splitlines()[-1]
+    assert error.startswith("error: step Preprocess failed: ")
+    assert "digits.csv" in error and "'seven'" in error and "row 3" in error
+    record = only_run(local_dir)
+    assert record["status"] == "Failed" and record["failure"]["step"] == "Preprocess"
+    assert [step["name"] for step in record["steps"]] == []
+    listed = mlops(local_dir, "--local", "models", "list", "--stage", "dev")
+    assert "has no versions yet" in listed.stdout
