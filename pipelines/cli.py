@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import boto3
 import typer
@@ -50,6 +50,9 @@ from pipelines.registry import (
     utc_timestamp,
 )
 from training_code.contract import CSV, SERVE_COMMAND
+
+if TYPE_CHECKING:
+    from pipelines.local.runner import RunResult
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline of a stage.")
@@ -693,7 +696,7 @@ def run_locally(
     data: Path | None,
     sample_rows: int | None,
     seed: int,
-) -> Any:
+) -> RunResult:
     from pipelines.local.console import ConsoleObserver, print_summary
     from pipelines.local.runner import LocalPipelineRun, LocalStage, local_definition
 
@@ -724,7 +727,7 @@ def run_locally(
     return result
 
 
-def print_next(console: Console, stage: str, result: Any) -> None:
+def print_next(console: Console, stage: str, result: RunResult) -> None:
     from pipelines.local.walkthrough import next_commands
 
     console.print("\nNext, try:")
