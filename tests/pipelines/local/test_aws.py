@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -73,3 +75,41 @@ def test_an_unreadable_state_file_is_named_with_what_to_do(tmp_path):
         embedded_aws(LocalLayout(tmp_path)),
     ):
         pass
+
+
+def test_the_cli_loads_moto_and_the_sagemaker_sdk_only_for_local_commands():
+    """Every `mlops` command would otherwise pay for their imports (about 0.8 s and 2 s) at start."""
+    probe = "import json, sys, pipelines.cli; print(json.dumps(sorted({'moto', 'sagemaker'} & set(sys.modules))))"
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(completed.stdout.splitlines()[-1]) == []
+
+
+def test_a_foreground_embedded_aws_serves_other_commands_and_saves_on_ctrl_c(tmp_path):
+    environment = {**os.environ, LOCAL_DIR_VARIABLE: str(tmp_path)}
+    command = [sys.executable, "-m", "pipelines.cli", "local", "aws", "--port", "0"]
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "embedded AWS at http://127.0.0.1:" in server.stdout.readline()
+        endpoint = json.loads(LocalLayout(tmp_path).endpoint_file.read_text())
+        create = "import boto3; boto3.client('sagemaker').create_model_package_group(ModelPackageGroupName='shared')"
+        subprocess.run(
+            [sys.executable, "-c", create],
+            env={**environment, "AWS_ENDPOINT_URL": endpoint["url"], "AWS_DEFAULT_REGION": "us-east-1"}
+            | {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
+            check=True,
+            timeout=60,
+        )
+        listed = subprocess.run(
+            [sys.executable, "-m", "pipelines.cli", "--local", "models", "list", "--group", "shared"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert "model package group shared has no versions yet" in listed.stdout, listed.stderr
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+    assert not LocalLayout(tmp_path).endpoint_file.exists()
+    with embedded_aws(LocalLayout(tmp_path)):
+        assert boto3.client("sagemaker").describe_model_package_group(ModelPackageGroupName="shared")
