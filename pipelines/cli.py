@@ -727,12 +727,12 @@ def run_locally(
     return result
 
 
-def print_next(console: Console, stage: str, result: RunResult) -> None:
+def print_next(console: Console, stage: str, result: RunResult, approved: bool) -> None:
     from pipelines.local.walkthrough import next_commands
 
     console.print("\nNext, try:")
-    for command in next_commands(stage, result):
-        console.print(f"  {command}", highlight=False)
+    for command in next_commands(stage, result, approved):
+        console.print(f"  {command}", highlight=False, soft_wrap=True)
 
 
 @local_app.command("run")
@@ -747,7 +747,7 @@ def local_run(
 ) -> None:
     """Run the stage's SageMaker Pipeline definition here, each job as a local process; registers the model."""
     console = local_console()
-    print_next(console, stage, run_locally(ctx, console, stage, param, data, sample_rows, seed))
+    print_next(console, stage, run_locally(ctx, console, stage, param, data, sample_rows, seed), approved=False)
 
 
 @local_app.command("loop")
@@ -778,7 +778,7 @@ def local_loop(
         walk_through(console, stage, result, reason, force=below_stage_threshold)
     except WalkthroughFailed as error:
         raise CommandError(str(error)) from None
-    print_next(console, stage, result)
+    print_next(console, stage, result, approved=True)
 
 
 @local_app.command("aws")

@@ -100,7 +100,7 @@ class PipelineStack(Stack):
                 )
             },
         )
-        self.pipeline.add_dependency(self.model_package_group)
+        self.pipeline.add_resource_dependency(self.model_package_group)
         if config.pipeline.schedule:
             self._schedule(config)
         CfnOutput(self, "PipelineName", value=naming.pipeline_name(config))

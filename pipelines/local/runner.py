@@ -306,7 +306,8 @@ class LocalPipelineRun:
             "ProcessingOutputConfig": {"Outputs": {output["OutputName"]: output for output in outputs}},
         }
         self.property_files[step["Name"]] = step.get("PropertyFiles", [])
-        return f"{len(outputs)} outputs under {_common_prefix([o['S3Output']['S3Uri'] for o in outputs])}"
+        noun = "output" if len(outputs) == 1 else "outputs"
+        return f"{len(outputs)} {noun} under {_common_prefix([o['S3Output']['S3Uri'] for o in outputs])}"
 
     def run_tuning(self, step: Mapping[str, Any]) -> str:
         arguments = self.scope.evaluate(step["Arguments"])

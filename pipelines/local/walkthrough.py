@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +27,7 @@ from training_code.contract import CSV, DEFAULT_LABEL_COLUMN, INVOCATIONS_PATH, 
 
 EXAMPLE_ROWS = 3
 EXAMPLE_FILE = "example-prediction.json"
+EXAMPLE_REQUEST = "example.csv"
 SERVER_START_SECONDS = 30
 REQUEST_SECONDS = 10
 
@@ -37,12 +41,21 @@ def mlops(*arguments: str) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", "--local", *arguments]
 
 
+def mlops_program() -> str:
+    """How the user types `mlops` in this shell: bare when it is on PATH, else the virtualenv's script."""
+    script = Path(sys.executable).parent / "mlops"
+    on_path = shutil.which("mlops")
+    if on_path and Path(on_path).resolve() == script.resolve():
+        return "mlops"
+    return os.path.relpath(script) if script.is_relative_to(Path.cwd()) else str(script)
+
+
 def shown(command: list[str]) -> str:
-    return "mlops " + shlex.join(command[3:])
+    return f"{mlops_program()} {shlex.join(command[3:])}"
 
 
 def run_command(console: Console, command: list[str]) -> None:
-    console.print(f"[bold cyan]$ {shown(command)}[/bold cyan]")
+    console.print(f"[bold cyan]$ {shown(command)}[/bold cyan]", soft_wrap=True)
     # Flushed first: the command writes to the same terminal.
     sys.stdout.flush()
     completed = subprocess.run(command, check=False)
@@ -56,8 +69,8 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def example_rows(result: RunResult, count: int = EXAMPLE_ROWS) -> tuple[list[str], list[list[str]], list[str]]:
-    """Feature names, the first `count` rows of the run's test split, and their true labels."""
+def holdout_file(result: RunResult) -> Path:
+    """The run's test split as the preprocessing job wrote it (a header, the label column among the features)."""
     test_dir = spec.SPLITS_OUTPUT_DIR / spec.PREPROCESS_OUTPUTS[2]
     files = sorted(
         path
@@ -67,7 +80,12 @@ def example_rows(result: RunResult, count: int = EXAMPLE_ROWS) -> tuple[list[str
     )
     if not files:
         raise WalkthroughFailed(f"no test split under {result.run_dir}")
-    with files[0].open(newline="") as file:
+    return files[0]
+
+
+def example_rows(result: RunResult, count: int = EXAMPLE_ROWS) -> tuple[list[str], list[list[str]], list[str]]:
+    """Feature names, the first `count` rows of the run's test split, and their true labels."""
+    with holdout_file(result).open(newline="") as file:
         reader = csv.reader(file)
         header = next(reader)
         rows = [row for _, row in zip(range(count), reader, strict=False)]
@@ -91,11 +109,16 @@ def wait_until_ready(url: str, server: subprocess.Popen) -> None:
     raise WalkthroughFailed(f"the server did not answer {PING_PATH} within {SERVER_START_SECONDS} s")
 
 
-def request_prediction(console: Console, url: str, features: list[str], rows: list[list[str]]) -> dict:
+def request_prediction(
+    console: Console, url: str, request_file: Path, features: list[str], rows: list[list[str]]
+) -> dict:
+    """POST the rows (with their header) as CSV, kept in `request_file` so that the shown curl command repeats it."""
     body = "\n".join([",".join(features), *(",".join(row) for row in rows)]) + "\n"
+    request_file.write_text(body)
     console.print(
         f"[bold cyan]$ curl -s {url}{INVOCATIONS_PATH} -H 'Content-Type: {CSV}' -H 'Accept: {JSON}' "
-        f"--data-binary @example.csv[/bold cyan]  [dim](a header and {len(rows)} rows of the test split)[/dim]"
+        f"--data-binary @{request_file}[/bold cyan]  [dim](a header and {len(rows)} rows of the test split)[/dim]",
+        soft_wrap=True,
     )
     request = urllib.request.Request(
         url + INVOCATIONS_PATH, data=body.encode(), headers={"Content-Type": CSV, "Accept": JSON}, method="POST"
@@ -119,14 +142,14 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
     run_command(console, approve + (["--force"] if force else []))
     port = free_port()
     serve = mlops("serve", "--stage", stage, "--version", version, "--port", str(port), "--workers", "1")
-    console.print(f"[bold cyan]$ {shown(serve)} &[/bold cyan]")
+    console.print(f"[bold cyan]$ {shown(serve)} &[/bold cyan]", soft_wrap=True)
     sys.stdout.flush()
     server = subprocess.Popen(serve)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_ready(url, server)
         features, rows, truth = example_rows(result)
-        answer = request_prediction(console, url, features, rows)
+        answer = request_prediction(console, url, result.run_dir / EXAMPLE_REQUEST, features, rows)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=REQUEST_SECONDS)
@@ -145,14 +168,22 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
     return answer
 
 
-def next_commands(stage: str, result: RunResult) -> list[str]:
-    version = result.model_package_arn.rsplit("/", 1)[-1] if result.model_package_arn else "N"
-    commands = [
-        (f"mlops --local models show {version} --stage {stage}", "metrics per class, lineage, decisions"),
-        (f"mlops --local serve --stage {stage} --port 8080", "serve the latest Approved version"),
-        ("curl -s localhost:8080/invocations -H 'Content-Type: text/csv' --data-binary @rows.csv", ""),
-        (f"mlops local run --stage {stage} -p TuningMaxJobs=8", "another execution, with more trials"),
-        ("mlops local aws", "keep the embedded AWS up, for the AWS CLI or boto3"),
+def next_commands(stage: str, result: RunResult, approved: bool) -> list[str]:
+    """What to type next, runnable as printed: the version and files are this run's."""
+    mlops = f"{mlops_program()} --local"
+    version = result.model_package_arn.rsplit("/", 1)[-1]
+    commands = (
+        []
+        if approved
+        else [(f"{mlops} models approve {version} --stage {stage} --reason 'reviewed the test metrics'", "")]
+    )
+    curl = f"curl -s localhost:8080{INVOCATIONS_PATH} -H 'Content-Type: {CSV}' --data-binary @{holdout_file(result)}"
+    commands += [
+        (f"{mlops} models show {version} --stage {stage}", "metrics per class, lineage, decisions"),
+        (f"{mlops} serve --stage {stage} --port 8080", "serve the latest Approved version"),
+        (curl, ""),
+        (f"{mlops_program()} local run --stage {stage} -p TuningMaxJobs=8", "another execution, with more trials"),
+        (f"{mlops_program()} local aws", "keep the embedded AWS up, for the AWS CLI or boto3"),
     ]
     width = max(len(command) for command, why in commands if why)
     return [f"{command:<{width}}  # {why}" if why else command for command, why in commands]

@@ -15,7 +15,7 @@ import pytest
 from pipelines import spec
 from pipelines.local.aws import embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
-from pipelines.local.walkthrough import EXAMPLE_FILE
+from pipelines.local.walkthrough import EXAMPLE_FILE, EXAMPLE_REQUEST
 from pipelines.registry import ApprovalStatus, Registry
 from pipelines.sample_data import write_digits_csv
 from training_code.contract import ACCURACY_JSON_PATH
@@ -87,9 +87,14 @@ def test_the_registered_version_carries_the_evaluation_and_the_cli_approval(loop
 def test_the_served_version_answered_the_example_request(loop):
     local_dir, completed = loop
     record = only_run(local_dir)
-    example = json.loads((LocalLayout(local_dir).run_dir(record["execution_id"]) / EXAMPLE_FILE).read_text())
+    run_dir = LocalLayout(local_dir).run_dir(record["execution_id"])
+    example = json.loads((run_dir / EXAMPLE_FILE).read_text())
     predictions = example["answer"]["predictions"]
     assert len(predictions) == len(example["rows"]) == 3
+    # The shown curl command repeats the request: its body is kept where the command says.
+    request = run_dir / EXAMPLE_REQUEST
+    assert request.read_text().splitlines() == [",".join(example["features"]), *map(",".join, example["rows"])]
+    assert f"--data-binary @{request}" in completed.stdout
     for prediction in predictions:
         assert prediction["label"] in prediction["probabilities"]
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)

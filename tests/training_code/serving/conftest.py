@@ -157,8 +157,6 @@ class Response:
 class ServerProcess:
     process: subprocess.Popen
     port: int
-    # Seconds from process start to the first 200 on /ping.
-    ready_after: float
     log: Path
 
     host = "127.0.0.1"
@@ -223,7 +221,6 @@ def running_server(
 ) -> Iterator[ServerProcess]:
     """Starts `python -m training_code.serving serve ARGUMENTS`, waits for /ping on `port`, stops it with SIGTERM."""
     log = log_dir / f"server-{port}.log"
-    started = time.monotonic()
     with log.open("wb") as output:
         process = subprocess.Popen(
             serve_command(*arguments),
@@ -234,7 +231,7 @@ def running_server(
         )
     try:
         wait_for_ping(process, port, log)
-        yield ServerProcess(process, port, time.monotonic() - started, log)
+        yield ServerProcess(process, port, log)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)

@@ -1,0 +1,53 @@
+"""What a local run tells the user to type next: commands that run as printed, on this run's version and files."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipelines import spec
+from pipelines.local.jobs import ContainerRoot
+from pipelines.local.runner import RunResult
+from pipelines.local.walkthrough import WalkthroughFailed, holdout_file, mlops_program, next_commands
+
+ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlopskit-dev-models/7"
+
+
+def finished_run(run_dir: Path) -> RunResult:
+    test_dir = ContainerRoot(run_dir / "mlopskit-dev-preprocess-abc").path(spec.SPLITS_OUTPUT_DIR / spec.SPLITS[2])
+    test_dir.mkdir(parents=True)
+    (test_dir / "test.csv").write_text("pixel_0,label\n1,2\n")
+    return RunResult("abc", "arn:execution", {}, run_dir, model_package_arn=ARN)
+
+
+def test_after_a_run_the_first_command_approves_its_version(tmp_path):
+    commands = next_commands("dev", finished_run(tmp_path), approved=False)
+    approve = shlex.split(commands[0])
+    assert approve[1:6] == ["--local", "models", "approve", "7", "--stage"] and "--reason" in approve
+    assert not any(" approve " in command for command in next_commands("dev", finished_run(tmp_path / "b"), True))
+
+
+def test_the_example_request_posts_this_runs_test_split(tmp_path):
+    result = finished_run(tmp_path)
+    (curl,) = [command for command in next_commands("dev", result, approved=True) if command.startswith("curl")]
+    posted = Path(shlex.split(curl)[-1].removeprefix("@"))
+    assert posted == holdout_file(result) and posted.is_file()
+
+
+def test_a_run_without_a_test_split_is_reported(tmp_path):
+    with pytest.raises(WalkthroughFailed, match="no test split under"):
+        holdout_file(RunResult("abc", "arn:execution", {}, tmp_path, model_package_arn=ARN))
+
+
+def test_mlops_is_shown_bare_only_when_the_shell_finds_this_environments_script(monkeypatch, tmp_path):
+    scripts = Path(sys.executable).parent
+    monkeypatch.setenv("PATH", str(scripts))
+    assert mlops_program() == ("mlops" if (scripts / "mlops").exists() else str(scripts / "mlops"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.chdir(scripts.parent)
+    assert mlops_program() == str(Path(scripts.name) / "mlops")
+    monkeypatch.chdir(tmp_path)
+    assert mlops_program() == str(scripts / "mlops")
