@@ -90,9 +90,10 @@ def print_summary(console: Console, result: RunResult) -> None:
         steps.add_row(step["name"], step["type"], f"{step['seconds']:.1f}")
     console.print(steps)
     if result.best_trial:
-        best = Table(title=f"Best trial {result.best_trial['name']}")
+        best = Table(title="Best trial")
         best.add_column("hyperparameter")
         best.add_column("value")
+        best.add_row("training job", result.best_trial["name"])
         for name, value in result.best_trial["hyperparameters"].items():
             best.add_row(name, str(value))
         objective = result.best_trial["objective"]
