@@ -739,7 +739,7 @@ def print_next(console: Console, stage: str, result: RunResult, approved: bool) 
 @one_line_errors
 def local_run(
     ctx: typer.Context,
-    stage: Annotated[str, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")] = "dev",
+    stage: Stage = "dev",
     param: Parameters = [],  # noqa: B006
     data: DataDirectory = None,
     sample_rows: SampleRows = None,
@@ -754,7 +754,7 @@ def local_run(
 @one_line_errors
 def local_loop(
     ctx: typer.Context,
-    stage: Annotated[str, typer.Option("--stage", "-s", help=f"one of {', '.join(STAGE_NAMES)}")] = "dev",
+    stage: Stage = "dev",
     param: Parameters = [],  # noqa: B006
     data: DataDirectory = None,
     sample_rows: SampleRows = None,

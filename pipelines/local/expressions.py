@@ -31,13 +31,14 @@ def path_parts(path: str) -> list[str | int]:
     return parts
 
 
-def _json_path(document: Any, path: str) -> Any:
+def _lookup(document: Any, path: str, owner: str) -> Any:
+    """The value at a property path; `owner` names the document in the error when the path leads nowhere."""
     value = document
     for part in path_parts(path):
         try:
             value = value[part]
         except (KeyError, IndexError, TypeError):
-            raise DefinitionError(f"the property file has no {path}") from None
+            raise DefinitionError(f"{owner} has no {path}") from None
     return value
 
 
@@ -66,13 +67,7 @@ class Scope:
             step, _, path = rest.partition(".")
             if step not in self.step_properties:
                 raise DefinitionError(f"{reference} refers to step {step!r}, which has not run")
-            value: Any = self.step_properties[step]
-            for part in path_parts(path):
-                try:
-                    value = value[part]
-                except (KeyError, IndexError, TypeError):
-                    raise DefinitionError(f"step {step} has no property {path}") from None
-            return value
+            return _lookup(self.step_properties[step], path, f"step {step}")
         raise DefinitionError(f"unknown reference {reference!r}")
 
     def evaluate(self, value: Any) -> Any:
@@ -92,7 +87,7 @@ class Scope:
             root, step, kind, name = (reference.split(".", 3) + ["", "", ""])[:4]
             if (root, kind) != ("Steps", "PropertyFiles") or self.read_property_file is None:
                 raise DefinitionError(f"Std:JsonGet of {reference!r} is not a step's property file")
-            return _json_path(self.read_property_file(step, name), json_get["Path"])
+            return _lookup(self.read_property_file(step, name), json_get["Path"], "the property file")
         if any(key.startswith("Std:") or key == "Get" for key in value):
             raise DefinitionError(f"unsupported expression {sorted(value)}")
         return {key: self.evaluate(item) for key, item in value.items()}

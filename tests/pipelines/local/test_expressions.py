@@ -81,6 +81,12 @@ def test_unknown_references_and_constructs_are_refused_by_name(expression, messa
         scope().evaluate(expression)
 
 
+def test_a_property_path_a_finished_step_lacks_is_refused_by_step_and_path():
+    tuned = scope(Tune={"TrainingJobSummaries": [{"TrainingJobName": "best"}]})
+    with pytest.raises(DefinitionError, match=r"step Tune has no TrainingJobSummaries\[1\]\.TrainingJobName"):
+        tuned.evaluate({"Get": "Steps.Tune.TrainingJobSummaries[1].TrainingJobName"})
+
+
 def test_references_lists_every_get_and_refuses_unknown_functions():
     value = {
         "a": {"Std:Join": {"On": "/", "Values": [{"Get": "Parameters.X"}, {"Get": "Steps.S.Outputs['o'].Uri"}]}},
