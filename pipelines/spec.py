@@ -46,6 +46,9 @@ class ParameterName(StrEnum):
 APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
 
 
+KIND_WORDS = {str: "a string", int: "an integer", float: "a number"}
+
+
 @dataclass(frozen=True)
 class ParameterSpec:
     name: ParameterName
@@ -61,7 +64,7 @@ class ParameterSpec:
         try:
             value = self.kind(text)
         except ValueError:
-            raise ValueError(f"parameter {self.name}: {text!r} is not a {self.kind.__name__}") from None
+            raise ValueError(f"parameter {self.name}: {text!r} is not {KIND_WORDS[self.kind]}") from None
         if self.allowed and value not in self.allowed:
             raise ValueError(f"parameter {self.name}: {text!r} is not allowed; allowed: {', '.join(self.allowed)}")
         if self.minimum is not None and not self.minimum <= value <= self.maximum:

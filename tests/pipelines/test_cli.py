@@ -49,7 +49,8 @@ def test_start_passes_typed_parameters_and_prints_the_execution(sagemaker):
     ("parameter", "message"),
     [
         ("Foo=1", "error: unknown pipeline parameter 'Foo'; known: InputDataUri, ProcessingInstanceType"),
-        ("TuningMaxJobs=two", "error: parameter TuningMaxJobs: 'two' is not a int"),
+        ("TuningMaxJobs=two", "error: parameter TuningMaxJobs: 'two' is not an integer"),
+        ("AccuracyThreshold=high", "error: parameter AccuracyThreshold: 'high' is not a number"),
         ("TrainingInstanceType=ml.m5.xlarge", "error: parameter TrainingInstanceType: 'ml.m5.xlarge' is not allowed"),
         ("ModelApprovalStatus=Maybe", "error: parameter ModelApprovalStatus: 'Maybe' is not allowed; allowed:"),
         ("MaxWaitSeconds=60", "error: MaxWaitSeconds (60) must be >= MaxRuntimeSeconds (3600) for spot training"),
