@@ -657,7 +657,9 @@ DataDirectory = Annotated[
     typer.Option("--data", help="a directory of CSV files to train on (default: the bundled digits sample)"),
 ]
 SampleRows = Annotated[
-    int | None, typer.Option(min=20, help="use only this many distinct rows of the sample (quick runs, tests)")
+    int | None,
+    # Fewer rows leave some digit with under 3 distinct rows, which the stratified split refuses.
+    typer.Option(min=100, help="use only this many distinct rows of the sample (quick runs, tests)"),
 ]
 Seed = Annotated[int, typer.Option(help="seed of the local trials' random search")]
 Parameters = Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE, repeatable")]
@@ -717,9 +719,13 @@ def run_locally(
             if files is not None:
                 uri = local_stage.replace_raw_data(s3, files)
                 console.print(f"Data: {', '.join(path.name for path in files)} -> {uri}")
-        run = LocalPipelineRun(local_stage, definition, overrides, layout, ConsoleObserver(console), seed)
+        observer = ConsoleObserver(console)
+        run = LocalPipelineRun(local_stage, definition, overrides, layout, observer, seed)
         console.print(f"Pipeline {naming.pipeline_name(config)}, execution {run.result.execution_arn}")
-        result = run.run()
+        try:
+            result = run.run()
+        finally:
+            observer.close()
     print_summary(console, result)
     if result.failure:
         log = f" (log: {result.failure.log})" if result.failure.log else ""
@@ -783,8 +789,10 @@ def local_loop(
 
 @local_app.command("aws")
 @one_line_errors
-def local_aws(port: Annotated[int, typer.Option(help="loopback port to listen on")] = 4566) -> None:
+def local_aws(ctx: typer.Context, port: Annotated[int, typer.Option(help="loopback port to listen on")] = 4566) -> None:
     """Keep the embedded AWS up in the foreground (Ctrl-C stops it), for the AWS CLI, boto3 or a notebook."""
+    if isinstance(ctx.find_root().obj, Endpoint):
+        raise CommandError("`local aws` starts the embedded AWS itself; drop --local")
     layout = LocalLayout.from_environment()
 
     def ready(endpoint: Endpoint) -> None:

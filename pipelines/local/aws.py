@@ -17,6 +17,8 @@ import logging
 import os
 import pickle
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from pipelines.local.layout import LocalLayout
 
 # moto's fixed account; every ARN of a local run names it.
 LOCAL_ACCOUNT = "123456789012"
-# A stage without a region runs locally in this one.
+# Local runs use this region whatever the stage names: one embedded account, one region.
 DEFAULT_LOCAL_REGION = "us-east-1"
 LOOPBACK = "127.0.0.1"
 # The services whose state outlives a command: buckets and objects, the registry.
@@ -36,6 +38,9 @@ PERSISTED_SERVICES = ("s3", "sagemaker")
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_SESSION_TOKEN": "local"}
 # Settings that would send boto3 to a real account or profile instead of the embedded one.
 CLEARED_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE")
+# A closed terminal or a `kill` ends a command as Ctrl-C does: through its cleanup, so that the state is saved.
+UNWINDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGINT, *UNWINDING_SIGNALS)
 
 
 class EmbeddedAwsError(Exception):
@@ -56,6 +61,16 @@ class Endpoint:
         }
 
 
+def _check_port_free(port: int) -> None:
+    """moto's server binds in its own thread and, when the port is taken, waits forever for it: check first."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as error:
+            raise EmbeddedAwsError(f"cannot listen on {LOOPBACK}:{port}: {error.strerror}") from None
+
+
 def _started_server(port: int) -> Any:
     """moto's server on loopback (imported here: the CLI's other commands need not pay for moto's import)."""
     from moto.server import ThreadedMotoServer
@@ -63,10 +78,7 @@ def _started_server(port: int) -> Any:
     # The server logs every request it answers; a local run's output is the pipeline's, not the HTTP traffic.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    try:
-        server.start()
-    except OSError as error:
-        raise EmbeddedAwsError(f"cannot listen on {LOOPBACK}:{port}: {error.strerror}") from None
+    server.start()
     return server
 
 
@@ -79,30 +91,47 @@ def _save_state(path: Path) -> None:
     os.replace(partial, path)
 
 
-def _restore_state(path: Path) -> None:
+def _read_state(path: Path) -> dict[str, Any]:
+    """The saved state by service (none saved yet: an empty account)."""
     if not path.exists():
-        return
+        return {}
+    unreadable = f"cannot read the embedded AWS state {path}"
     try:
         state = pickle.loads(path.read_bytes())  # noqa: S301 - written by this project into the user's own directory
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError) as error:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, ValueError, OSError) as error:
         raise EmbeddedAwsError(
-            f"cannot read the embedded AWS state {path} ({type(error).__name__}: {error}); "
-            f"delete it to start from an empty local account"
+            f"{unreadable} ({type(error).__name__}: {error}); delete it to start from an empty local account"
         ) from None
+    if not (isinstance(state, dict) and set(state) <= set(PERSISTED_SERVICES)) or not all(
+        isinstance(accounts, dict) for accounts in state.values()
+    ):
+        raise EmbeddedAwsError(
+            f"{unreadable}: it does not hold the state of {', '.join(PERSISTED_SERVICES)}; "
+            f"delete it to start from an empty local account"
+        )
+    return state
+
+
+def _restore_state(path: Path) -> None:
+    """The embedded account as saved, and nothing else (this process may have served another account before)."""
+    state = _read_state(path)
     from moto.backends import get_backend
 
-    for service, accounts in state.items():
+    for service in PERSISTED_SERVICES:
         backend = get_backend(service)
         backend.clear()
-        backend.update(accounts)
+        backend.update(state.get(service, {}))
 
 
 def _running_endpoint(layout: LocalLayout) -> Endpoint | None:
-    """The endpoint of a `mlops local aws` server that is still running, if any."""
+    """The endpoint of a `mlops local aws` server that still answers, if any (its process id alone could have been
+    reused since by another process)."""
     try:
         recorded = json.loads(layout.endpoint_file.read_text())
         os.kill(int(recorded["pid"]), 0)
-    except (OSError, ValueError, KeyError, TypeError):
+        host, port = recorded["url"].removeprefix("http://").rsplit(":", 1)
+        socket.create_connection((host, int(port)), timeout=1).close()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return Endpoint(recorded["url"], recorded["region"])
 
@@ -110,13 +139,40 @@ def _running_endpoint(layout: LocalLayout) -> Endpoint | None:
 @contextlib.contextmanager
 def _locked(layout: LocalLayout) -> Iterator[None]:
     """One command at a time owns the saved state; a second waits instead of losing the first one's changes."""
-    layout.root.mkdir(parents=True, exist_ok=True)
-    with layout.lock_file.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    try:
+        layout.root.mkdir(parents=True, exist_ok=True)
+        lock = layout.lock_file.open("a")
+    except OSError as error:
+        raise EmbeddedAwsError(f"cannot use {layout.root} for the embedded AWS state: {error.strerror}") from None
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another local command to release {layout.lock_file} ...", file=sys.stderr, flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _exits_cleanly_on_stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP unwind the block as Ctrl-C does (its `finally` saves the state), where Python would
+    otherwise end at once. Only the main thread can set handlers; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, _raise_exit) for signum in UNWINDING_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @contextlib.contextmanager
@@ -146,7 +202,7 @@ def embedded_aws(layout: LocalLayout, region: str = DEFAULT_LOCAL_REGION) -> Ite
         with _environment(Endpoint(running.url, region).environment()):
             yield Endpoint(running.url, region)
         return
-    with _locked(layout):
+    with _exits_cleanly_on_stop_signals(), _locked(layout):
         _restore_state(layout.aws_state_file)
         server = _started_server(0)
         host, port = server.get_host_and_port()
@@ -160,10 +216,11 @@ def embedded_aws(layout: LocalLayout, region: str = DEFAULT_LOCAL_REGION) -> Ite
 
 
 def serve_until_stopped(layout: LocalLayout, port: int, region: str, on_ready: Callable[[Endpoint], None]) -> None:
-    """Run the embedded AWS in the foreground on `port` until SIGINT or SIGTERM, saving its state every time a
-    command could have changed it (on stop) and recording the endpoint for other commands meanwhile."""
+    """Run the embedded AWS in the foreground on `port` until SIGINT, SIGTERM or SIGHUP, then save its state,
+    recording the endpoint for other commands meanwhile (they use this server and leave the state to it)."""
     if _running_endpoint(layout) is not None:
         raise EmbeddedAwsError(f"an embedded AWS already runs (see {layout.endpoint_file})")
+    _check_port_free(port)
     stopped = threading.Event()
     with _locked(layout):
         _restore_state(layout.aws_state_file)
@@ -171,7 +228,7 @@ def serve_until_stopped(layout: LocalLayout, port: int, region: str, on_ready: C
         host, bound = server.get_host_and_port()
         endpoint = Endpoint(f"http://{host}:{bound}", region)
         layout.endpoint_file.write_text(json.dumps({"url": endpoint.url, "region": region, "pid": os.getpid()}))
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOP_SIGNALS:
             signal.signal(signum, lambda *_: stopped.set())
         try:
             on_ready(endpoint)

@@ -56,6 +56,11 @@ class ConsoleObserver(RunObserver):
             self.tasks[trial.name], advance=1, accuracy=f"{VALIDATION_ACCURACY}={metrics[VALIDATION_ACCURACY][0]:.4f}"
         )
 
+    def close(self) -> None:
+        """Stop the trial bars of a run that ended inside its tuning step (a failure, Ctrl-C)."""
+        if self.progress is not None and self.progress.live.is_started:
+            self.progress.stop()
+
     def trial_finished(self, result: TrialResult) -> None:
         assert self.progress is not None
         task = self.tasks[result.trial.name]

@@ -120,11 +120,17 @@ def run_logged(
             bufsize=1,
         )
         assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-        return process.wait()
+        try:
+            for line in process.stdout:
+                log.write(line)
+                if on_line is not None:
+                    on_line(line.rstrip("\n"))
+            return process.wait()
+        finally:
+            # A run that stops (Ctrl-C, SIGTERM) stops its jobs, as stopping an execution stops its jobs.
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def failure_reason(root: ContainerRoot, failure_file: Path, exit_code: int) -> str:

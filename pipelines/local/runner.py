@@ -45,7 +45,13 @@ CONDITIONS: dict[str, Callable[[Any, Any], bool]] = {
     "LessThan": lambda left, right: left < right,
     "LessThanOrEqualTo": lambda left, right: left <= right,
 }
-PARAMETER_TYPES: dict[str, type] = {"String": str, "Integer": int, "Float": float, "Boolean": bool}
+PARAMETER_TYPES: dict[str, Callable[[Any], Any]] = {
+    "String": str,
+    "Integer": int,
+    "Float": float,
+    # The definition and the command line hold booleans as text; bool("false") would be True.
+    "Boolean": lambda value: value if isinstance(value, bool) else str(value).strip().lower() == "true",
+}
 # CDK's default bootstrap bucket holds the code assets in an account; locally the runner uploads them there itself.
 CODE_BUCKET_TEMPLATE = "cdk-hnb659fds-assets-{account}-{region}"
 LOCAL_EXECUTION_ROLE = "arn:aws:iam::{account}:role/{prefix}-local-execution"
@@ -157,6 +163,8 @@ class RunResult:
     best_trial: dict[str, Any] | None = None
     model_package_arn: str | None = None
     failure: StepFailed | None = None
+    # The step that was running when the run was stopped (Ctrl-C, SIGTERM), if it was.
+    stopped_in: str | None = None
     # Property files the run read, by "<step>.<file name>" (the evaluation report among them).
     reports: dict[str, Any] = field(default_factory=dict)
 
@@ -164,8 +172,9 @@ class RunResult:
         return {
             "execution_id": self.execution_id,
             "execution_arn": self.execution_arn,
-            "status": "Failed" if self.failure else "Succeeded",
+            "status": "Failed" if self.failure else "Stopped" if self.stopped_in else "Succeeded",
             "failure": {"step": self.failure.step, "reason": self.failure.reason} if self.failure else None,
+            "stopped_in": self.stopped_in,
             "parameters": self.parameters,
             "steps": self.steps,
             "best_trial": self.best_trial,
@@ -243,6 +252,7 @@ class LocalPipelineRun:
             execution_id, arn, parameter_values(definition, overrides), layout.run_dir(execution_id)
         )
         self.properties: dict[str, dict[str, Any]] = {}
+        self.current_step: str | None = None
         self.property_files: dict[str, list[Mapping[str, Any]]] = {}
         self.scope = Scope(
             parameters=self.result.parameters,
@@ -267,12 +277,16 @@ class LocalPipelineRun:
             self.run_steps(self.definition["Steps"])
         except StepFailed as failure:
             self.result.failure = failure
+        except BaseException:
+            self.result.stopped_in = self.current_step or "(before the first step)"
+            raise
         finally:
             (self.result.run_dir / RUN_RECORD).write_text(json.dumps(self.result.record(), indent=1, default=str))
         return self.result
 
     def run_steps(self, steps: list[Mapping[str, Any]]) -> None:
         for step in steps:
+            self.current_step = step["Name"]
             self.observer.step_started(step["Name"], step["Type"])
             started = time.monotonic()
             try:
@@ -283,6 +297,8 @@ class LocalPipelineRun:
                 log = error.log if isinstance(error, JobFailed) else None
                 reason = error.reason if isinstance(error, JobFailed) else str(error)
                 raise StepFailed(step["Name"], reason, log) from None
+            except Exception as error:  # anything else is this step's failure too, named, not a traceback
+                raise StepFailed(step["Name"], f"{type(error).__name__}: {error}") from error
             seconds = time.monotonic() - started
             self.result.steps.append({"name": step["Name"], "type": step["Type"], "seconds": round(seconds, 2)})
             self.observer.step_finished(step["Name"], seconds, detail)

@@ -45,18 +45,28 @@ class TuningFailed(Exception):
     pass
 
 
+def _scaled(low: float, high: float, scaling: str | None, generator: random.Random) -> float:
+    """A value in [low, high], uniform on the range's scale ("Auto" and "Linear" are uniform on the values)."""
+    if scaling == "Logarithmic":
+        return math.exp(generator.uniform(math.log(low), math.log(high)))
+    if scaling == "ReverseLogarithmic":  # dense near 1, for ranges inside [0, 1)
+        return 1 - math.exp(generator.uniform(math.log(1 - high), math.log(1 - low)))
+    return generator.uniform(low, high)
+
+
 def draw(ranges: Mapping[str, list[dict[str, Any]]], generator: random.Random) -> dict[str, str]:
     """One point of the search space, scaled as each range says."""
     point: dict[str, str] = {}
     for dimension in ranges.get("ContinuousParameterRanges", []):
         low, high = float(dimension["MinValue"]), float(dimension["MaxValue"])
-        if dimension.get("ScalingType") == "Logarithmic":
-            value = math.exp(generator.uniform(math.log(low), math.log(high)))
-        else:
-            value = generator.uniform(low, high)
-        point[dimension["Name"]] = f"{value:.6g}"
+        point[dimension["Name"]] = f"{_scaled(low, high, dimension.get('ScalingType'), generator):.6g}"
     for dimension in ranges.get("IntegerParameterRanges", []):
-        point[dimension["Name"]] = str(generator.randint(int(dimension["MinValue"]), int(dimension["MaxValue"])))
+        low, high = int(dimension["MinValue"]), int(dimension["MaxValue"])
+        if dimension.get("ScalingType") == "Logarithmic":
+            value = min(high, max(low, round(_scaled(low, high, "Logarithmic", generator))))
+        else:
+            value = generator.randint(low, high)
+        point[dimension["Name"]] = str(value)
     for dimension in ranges.get("CategoricalParameterRanges", []):
         point[dimension["Name"]] = generator.choice(dimension["Values"])
     return point
@@ -124,10 +134,16 @@ def run_tuning(
             )
         except JobFailed as failure:
             result = TrialResult(trial, None, None, failure.reason)
+        except Exception as error:  # SageMaker fails that training job alone, whatever went wrong in it
+            result = TrialResult(trial, None, None, f"{type(error).__name__}: {error}")
         else:
             value = outcome.final_metrics.get(objective["MetricName"])
-            reason = None if value is not None else f"its log has no {objective['MetricName']} value"
-            result = TrialResult(trial, outcome if value is not None else None, value, reason)
+            if value is None:
+                result = TrialResult(trial, None, None, f"its log has no {objective['MetricName']} value")
+            elif not math.isfinite(value):
+                result = TrialResult(trial, None, None, f"its final {objective['MetricName']} is {value}")
+            else:
+                result = TrialResult(trial, outcome, value)
         on_trial_done(result)
         return result
 

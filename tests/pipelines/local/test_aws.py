@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -84,7 +86,8 @@ def test_the_cli_loads_moto_and_the_sagemaker_sdk_only_for_local_commands():
     assert json.loads(completed.stdout.splitlines()[-1]) == []
 
 
-def test_a_foreground_embedded_aws_serves_other_commands_and_saves_on_ctrl_c(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "closed-terminal"])
+def test_a_foreground_embedded_aws_serves_other_commands_and_saves_when_stopped(tmp_path, stop):
     environment = {**os.environ, LOCAL_DIR_VARIABLE: str(tmp_path)}
     command = [sys.executable, "-m", "pipelines.cli", "local", "aws", "--port", "0"]
     server = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, text=True)
@@ -108,8 +111,89 @@ def test_a_foreground_embedded_aws_serves_other_commands_and_saves_on_ctrl_c(tmp
         )
         assert "model package group shared has no versions yet" in listed.stdout, listed.stderr
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop)
         assert server.wait(timeout=30) == 0
     assert not LocalLayout(tmp_path).endpoint_file.exists()
     with embedded_aws(LocalLayout(tmp_path)):
         assert boto3.client("sagemaker").describe_model_package_group(ModelPackageGroupName="shared")
+
+
+def local_command(local_dir, *arguments: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *arguments],
+        env={**os.environ, LOCAL_DIR_VARIABLE: str(local_dir)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_a_taken_port_is_refused_at_once_instead_of_waiting_for_it(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = local_command(tmp_path, "local", "aws", "--port", str(port))
+    assert completed.returncode == 1
+    assert completed.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_local_aws_under_local_is_refused_instead_of_waiting_on_its_own_lock(tmp_path):
+    completed = local_command(tmp_path, "--local", "local", "aws", "--port", "0")
+    assert completed.returncode == 1
+    assert "`local aws` starts the embedded AWS itself; drop --local" in completed.stderr
+
+
+KEEP_A_BUCKET_UNTIL_KILLED = textwrap.dedent(
+    """
+    import boto3, time
+    from pipelines.local.aws import embedded_aws
+    from pipelines.local.layout import LocalLayout
+    with embedded_aws(LocalLayout.from_environment()):
+        boto3.client("s3").create_bucket(Bucket="made-before-the-kill")
+        print("ready", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+def test_a_command_killed_with_sigterm_still_saves_what_it_did(tmp_path):
+    command = subprocess.Popen(
+        [sys.executable, "-c", KEEP_A_BUCKET_UNTIL_KILLED],
+        env={**os.environ, LOCAL_DIR_VARIABLE: str(tmp_path)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stdout.readline().strip() == "ready"
+    command.send_signal(signal.SIGTERM)
+    assert command.wait(timeout=30) == 128 + signal.SIGTERM
+    with embedded_aws(LocalLayout(tmp_path)):
+        assert [bucket["Name"] for bucket in boto3.client("s3").list_buckets()["Buckets"]] == ["made-before-the-kill"]
+
+
+@pytest.mark.parametrize("state", [[1, 2], {"s3": 5}, {"ec2": {}}], ids=["a-list", "not-accounts", "other-service"])
+def test_a_state_file_of_another_shape_is_named_with_what_to_do(tmp_path, state):
+    LocalLayout(tmp_path).aws_state_file.write_bytes(pickle.dumps(state))
+    with (
+        pytest.raises(EmbeddedAwsError, match="does not hold the state of s3, sagemaker; delete it"),
+        embedded_aws(LocalLayout(tmp_path)),
+    ):
+        pass
+
+
+def test_a_local_directory_that_is_a_file_is_named(tmp_path):
+    (tmp_path / "local").write_text("")
+    completed = local_command(tmp_path / "local", "--local", "models", "list", "--stage", "dev")
+    assert completed.returncode == 1
+    assert completed.stderr.strip().startswith(f"error: cannot use {tmp_path / 'local'} for the embedded AWS state")
+
+
+def test_an_endpoint_file_whose_server_is_gone_is_ignored_even_if_its_process_id_lives(tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    stale = {"url": f"http://127.0.0.1:{port}", "region": "us-east-1", "pid": os.getpid()}
+    LocalLayout(tmp_path).endpoint_file.write_text(json.dumps(stale))
+    with embedded_aws(LocalLayout(tmp_path)) as endpoint:
+        assert endpoint.url != stale["url"]
+        assert boto3.client("s3").list_buckets()["Buckets"] == []

@@ -158,3 +158,39 @@ def test_a_condition_that_holds_registers_with_the_execution_as_lineage(stage_co
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert package["MetadataProperties"]["GeneratedBy"] == result.execution_arn
     assert result.execution_arn.endswith(f"pipeline/mlopskit-dev-training/execution/{result.execution_id}")
+
+
+class Interrupting(Recorder):
+    """Ctrl-C arrives while the first step runs."""
+
+    def step_started(self, name: str, step_type: str) -> None:
+        super().step_started(name, step_type)
+        raise KeyboardInterrupt
+
+
+@mock_aws
+def test_a_stopped_run_is_recorded_as_stopped_in_its_step_and_the_interrupt_goes_on(stage_configs, tmp_path):
+    stage = LocalStage(stage_configs["dev"], "us-east-1")
+    run = LocalPipelineRun(stage, condition_definition(0.9), {}, LocalLayout(tmp_path), Interrupting())
+    with pytest.raises(KeyboardInterrupt):
+        run.run()
+    record = json.loads((run.result.run_dir / "run.json").read_text())
+    assert (record["status"], record["stopped_in"], record["failure"]) == ("Stopped", "CheckAccuracy", None)
+
+
+@mock_aws
+def test_an_unexpected_error_in_a_step_fails_that_step_by_name(stage_configs, tmp_path):
+    definition = condition_definition(0.9)
+    definition["Steps"][0]["Arguments"]["Conditions"][0]["LeftValue"] = "high"  # a string compared with a float
+    stage = LocalStage(stage_configs["dev"], "us-east-1")
+    result = LocalPipelineRun(stage, definition, {}, LocalLayout(tmp_path), Recorder()).run()
+    assert result.failure.step == "CheckAccuracy"
+    assert result.failure.reason.startswith("TypeError: '>=' not supported")
+    assert json.loads((result.run_dir / "run.json").read_text())["status"] == "Failed"
+
+
+def test_boolean_parameters_read_their_text_as_the_service_does():
+    definition = {"Parameters": [{"Name": "Flag", "Type": "Boolean", "DefaultValue": "false"}], "Steps": []}
+    assert parameter_values(definition, {}) == {"Flag": False}
+    assert parameter_values(definition, {"Flag": "True"}) == {"Flag": True}
+    assert parameter_values(definition, {"Flag": False}) == {"Flag": False}

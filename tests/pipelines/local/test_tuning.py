@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tarfile
 
 import pytest
 
@@ -105,3 +106,40 @@ def test_all_trials_failing_fails_the_step_with_every_reason(monkeypatch):
     monkeypatch.setattr(tuning, "run_training_job", fake_training(dict.fromkeys(range(1, 5))))
     with pytest.raises(TuningFailed, match="all 4 training jobs failed: .*trial 1 broke.*trial 4 broke"):
         run_tuning("tune", ARGUMENTS, lambda name: name, None, 0, lambda *_: None, lambda _: None)
+
+
+def test_a_trial_that_breaks_unexpectedly_fails_alone_and_a_nan_objective_never_wins(monkeypatch):
+    trained = fake_training({1: 0.9, 2: 0.8, 3: float("nan"), 4: 0.7})
+
+    def run(name, *arguments, **options):
+        if name.split("-")[-2] == "002":
+            raise tarfile.ReadError("file could not be opened successfully")
+        return trained(name, *arguments, **options)
+
+    monkeypatch.setattr(tuning, "run_training_job", run)
+    done = []
+    results = run_tuning("tune", ARGUMENTS, lambda name: name, None, 0, lambda *_: None, done.append)
+    assert [(result.trial.number, result.objective) for result in results] == [(1, 0.9), (4, 0.7), (2, None), (3, None)]
+    assert results[2].failure == "ReadError: file could not be opened successfully"
+    assert results[3].failure == "its final validation:accuracy is nan"
+    assert len(done) == 4  # every trial reported, so the progress display ends
+
+
+def test_reverse_logarithmic_ranges_crowd_near_one_and_integer_log_ranges_stay_integral():
+    ranges = {
+        "ContinuousParameterRanges": [
+            {"Name": "momentum", "MinValue": "0.5", "MaxValue": "0.999", "ScalingType": "ReverseLogarithmic"}
+        ],
+        "IntegerParameterRanges": [
+            {"Name": "width", "MinValue": "8", "MaxValue": "1024", "ScalingType": "Logarithmic"}
+        ],
+    }
+    generator = random.Random(0)
+    points = [draw(ranges, generator) for _ in range(400)]
+    momenta = [float(point["momentum"]) for point in points]
+    assert all(0.5 <= value <= 0.999 for value in momenta)
+    # Uniform in log(1 - value): half the draws lie above 1 - sqrt(0.5 * 0.001), about 0.978.
+    assert 0.35 < sum(value > 1 - (0.5 * 0.001) ** 0.5 for value in momenta) / len(momenta) < 0.65
+    widths = [int(point["width"]) for point in points]
+    assert all(8 <= width <= 1024 for width in widths)
+    assert 0.35 < sum(width < 91 for width in widths) / len(widths) < 0.65  # the geometric middle is about 90.5
