@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
@@ -10,11 +11,12 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 
 import boto3
 import pytest
 
-from pipelines.local.aws import EmbeddedAwsError, embedded_aws
+from pipelines.local.aws import EmbeddedAwsError, _locked, embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
 
 
@@ -197,3 +199,22 @@ def test_an_endpoint_file_whose_server_is_gone_is_ignored_even_if_its_process_id
     with embedded_aws(LocalLayout(tmp_path)) as endpoint:
         assert endpoint.url != stale["url"]
         assert boto3.client("s3").list_buckets()["Buckets"] == []
+
+
+def test_a_command_that_must_wait_for_the_state_says_so_and_goes_on_once_it_is_free(tmp_path, capsys):
+    layout = LocalLayout(tmp_path)
+    entered = threading.Event()
+
+    def other_command() -> None:
+        with _locked(layout):
+            entered.set()
+
+    with layout.lock_file.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting = threading.Thread(target=other_command)
+        waiting.start()
+        assert not entered.wait(0.5)  # the lock is held: it cannot have entered
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiting.join(timeout=30)
+    assert entered.is_set()
+    assert f"waiting for another local command to release {layout.lock_file}" in capsys.readouterr().err
