@@ -168,6 +168,12 @@ class RunResult:
     # Property files the run read, by "<step>.<file name>" (the evaluation report among them).
     reports: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def registered_version(self) -> str:
+        """The registered version's number, as `mlops models` commands take it."""
+        assert self.model_package_arn is not None, "the run registered no version"
+        return self.model_package_arn.rsplit("/", 1)[-1]
+
     def record(self) -> dict[str, Any]:
         return {
             "execution_id": self.execution_id,

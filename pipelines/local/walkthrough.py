@@ -135,7 +135,7 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
     """List, approve, serve the registered version and ask it for predictions; returns the prediction answer.
 
     `force` approves below the stage's accuracy threshold (a run with a lowered AccuracyThreshold)."""
-    version = result.model_package_arn.rsplit("/", 1)[-1]
+    version = result.registered_version
     console.rule("The operator's side, against the embedded registry")
     run_command(console, mlops("models", "list", "--stage", stage))
     approve = mlops("models", "approve", version, "--stage", stage, "--reason", reason)
@@ -170,8 +170,9 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
 
 def next_commands(stage: str, result: RunResult, approved: bool) -> list[str]:
     """What to type next, runnable as printed: the version and files are this run's."""
-    mlops = f"{mlops_program()} --local"
-    version = result.model_package_arn.rsplit("/", 1)[-1]
+    program = mlops_program()
+    mlops = f"{program} --local"
+    version = result.registered_version
     commands = (
         []
         if approved
@@ -182,8 +183,8 @@ def next_commands(stage: str, result: RunResult, approved: bool) -> list[str]:
         (f"{mlops} models show {version} --stage {stage}", "metrics per class, lineage, decisions"),
         (f"{mlops} serve --stage {stage} --port 8080", "serve the latest Approved version"),
         (curl, ""),
-        (f"{mlops_program()} local run --stage {stage} -p TuningMaxJobs=8", "another execution, with more trials"),
-        (f"{mlops_program()} local aws", "keep the embedded AWS up, for the AWS CLI or boto3"),
+        (f"{program} local run --stage {stage} -p TuningMaxJobs=8", "another execution, with more trials"),
+        (f"{program} local aws", "keep the embedded AWS up, for the AWS CLI or boto3"),
     ]
     width = max(len(command) for command, why in commands if why)
     return [f"{command:<{width}}  # {why}" if why else command for command, why in commands]
