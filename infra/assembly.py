@@ -6,20 +6,29 @@ holds only the other stages, so that no stage is synthesized twice.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aws_cdk import App
 
+from infra import naming
 from infra.config import (
     DELIVERED_STAGES,
+    RELEASE_SOURCE_STAGE,
+    STAGE_SELECTION_CONTEXT_KEY,
     DeliveryConfig,
     StageConfig,
     StageConfigError,
+    cross_stage_problems,
     delivered_stage_problems,
     load_delivery_config,
     load_stage_configs,
+    serving_consumer_stages,
 )
+from infra.foundation.sharing import ModelConsumer
 from infra.promotion import DELIVERY_SUMMARY_METADATA
 from infra.security import enable_security_checks
-from infra.stage import MlopsStage
+from infra.stage import MlopsStage, StageSharing
 
 DELIVERY_CONSTRUCT_ID = "Delivery"
 DELIVERY_DISABLED = (
@@ -31,9 +40,12 @@ DELIVERY_NOT_SELECTED = "not synthesized: the stage selection leaves out staging
 def build_app(app: App) -> list[MlopsStage]:
     """Every selected stage, in stage order, whether at the app level or under the delivery pipeline."""
     context = app.node.get_all_context()
-    configs, delivery = _load(context)
+    configs, every_stage, delivery = _load(context)
+    sharing = {config.name: stage_sharing(config, every_stage, delivery) for config in configs}
     delivered = {config.name: config for config in configs if delivery.enabled and config.name in DELIVERED_STAGES}
-    stages = [MlopsStage(app, config) for config in configs if config.name not in delivered]
+    stages = [
+        MlopsStage(app, config, sharing=sharing[config.name]) for config in configs if config.name not in delivered
+    ]
     if delivered:
         from infra.promotion.stack import DeliveryStack
 
@@ -44,6 +56,7 @@ def build_app(app: App) -> list[MlopsStage]:
             delivery=delivery,
             staging=delivered["staging"],
             prod=delivered["prod"],
+            sharing=sharing,
         )
         stages += [pipeline.staging, pipeline.prod]
     elif stages:
@@ -54,13 +67,38 @@ def build_app(app: App) -> list[MlopsStage]:
     return sorted(stages, key=lambda stage: order.index(stage.config.name))
 
 
-def _load(context: dict) -> tuple[list[StageConfig], DeliveryConfig]:
-    """Both configurations, or every problem of both as one error."""
+def stage_sharing(
+    config: StageConfig, every_stage: Mapping[str, StageConfig], delivery: DeliveryConfig
+) -> StageSharing:
+    """Which other accounts the stage admits: a stage that serves its versions from another account, and the
+    delivery pipeline's account, which resolves the approved staging version."""
+    consumers = tuple(
+        ModelConsumer(stage, consumer.account, naming.serving_role_name(consumer))
+        for stage in serving_consumer_stages(config.name)
+        if (consumer := every_stage[stage]).account and consumer.account != config.account
+    )
+    readers = (
+        (delivery.account,)
+        if delivery.enabled
+        and config.name == RELEASE_SOURCE_STAGE
+        and delivery.account
+        and config.account not in (None, delivery.account)
+        else ()
+    )
+    return StageSharing(model_consumers=consumers, registry_reader_accounts=readers)
+
+
+def _load(context: Mapping[str, Any]) -> tuple[list[StageConfig], dict[str, StageConfig], DeliveryConfig]:
+    """The selected stages, every stage (what a stage shares depends on the others), and the delivery settings;
+    or every problem of all of them as one error."""
     problems: list[str] = []
     configs: list[StageConfig] = []
+    every_stage: dict[str, StageConfig] = {}
     delivery = DeliveryConfig()
     try:
         configs = load_stage_configs(context)
+        unselected = {key: value for key, value in context.items() if key != STAGE_SELECTION_CONTEXT_KEY}
+        every_stage = {config.name: config for config in load_stage_configs(unselected)}
     except StageConfigError as error:
         problems.append(str(error))
     try:
@@ -69,6 +107,7 @@ def _load(context: dict) -> tuple[list[StageConfig], DeliveryConfig]:
         problems.append(str(error))
     if not problems:
         problems += delivered_stage_problems(delivery, configs)
+        problems += cross_stage_problems(every_stage)
     if problems:
         raise StageConfigError("\n".join(problems))
-    return configs, delivery
+    return configs, every_stage, delivery

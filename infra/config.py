@@ -28,6 +28,8 @@ from pydantic import (
 
 from infra import manifest
 from infra.foundation.layout import DataPrefix
+from infra.framework_images import images_described, supported_regions
+from infra.instance_types import InstanceUse, instance_type_problem
 from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +37,22 @@ CDK_JSON = PROJECT_ROOT / "cdk.json"
 
 STAGE_NAMES: tuple[str, ...] = ("dev", "staging", "prod")
 StageName = Literal["dev", "staging", "prod"]
+
+# A stage serves versions of its own model package group, except prod, which serves what staging served: staging
+# grants prod its model data, serving image and registry (infra/foundation, infra/pipeline).
+RELEASE_SOURCE_STAGE = "staging"
+PROMOTION_SOURCE_STAGES = {"prod": RELEASE_SOURCE_STAGE}
+
+
+def serving_source_stage(stage: str) -> str:
+    """The stage whose model package group this stage serves."""
+    return PROMOTION_SOURCE_STAGES.get(stage, stage)
+
+
+def serving_consumer_stages(stage: str) -> tuple[str, ...]:
+    """The other stages that serve this stage's model package versions."""
+    return tuple(other for other in STAGE_NAMES if other != stage and serving_source_stage(other) == stage)
+
 
 PROJECT_NAME_CONTEXT_KEY = "project_name"
 STAGES_CONTEXT_KEY = "stages"
@@ -55,7 +73,6 @@ ALLOWED_GPU_TRAINING_INSTANCE_TYPES = "; ".join(
     f"{family}.{{{','.join(sizes)}}}" for family, sizes in GPU_TRAINING_INSTANCE_SIZES.items()
 )
 
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9-]*\.(?:medium|large|[0-9]*xlarge)$")
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 _REGION = re.compile(r"^[a-z]{2,4}(?:-[a-z]+){1,2}-[0-9]$")
 # Bucket names are "<project>-<stage>-<purpose>-<account>-<region>" and must stay within S3's 63 characters.
@@ -69,13 +86,19 @@ class StageConfigError(ValueError):
 def _gpu_training_instance_type(value: str) -> str:
     if value not in GPU_TRAINING_INSTANCE_TYPES:
         raise ValueError(f"not a GPU training instance type; allowed: {ALLOWED_GPU_TRAINING_INSTANCE_TYPES}")
-    return value
+    return _instance_type_for(InstanceUse.TRAINING)(value)
 
 
-def _instance_type(value: str) -> str:
-    if not _INSTANCE_TYPE.match(value):
-        raise ValueError("not a SageMaker instance type; expected ml.<family>.<size>, e.g. ml.m5.xlarge")
-    return value
+def _instance_type_for(use: InstanceUse):
+    """A validator that accepts exactly the types the API accepts for this use (botocore's enum)."""
+
+    def check(value: str) -> str:
+        problem = instance_type_problem(value, use)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    return check
 
 
 def _account_id(value: str) -> str:
@@ -87,6 +110,17 @@ def _account_id(value: str) -> str:
 def _region(value: str) -> str:
     if not _REGION.match(value):
         raise ValueError("not an AWS region; expected e.g. us-east-1 or eu-west-1")
+    return value
+
+
+def _stage_region(value: str) -> str:
+    """A region the pipeline can run in: one that has every framework image (the template maps them per region)."""
+    _region(value)
+    if value not in supported_regions():
+        raise ValueError(
+            f"the pipeline's framework images ({images_described()}) are not available there; "
+            f"supported regions: {', '.join(supported_regions())}"
+        )
     return value
 
 
@@ -116,9 +150,12 @@ def _tags(value: dict[str, str]) -> dict[str, str]:
 
 
 GpuTrainingInstanceType = Annotated[str, AfterValidator(_gpu_training_instance_type)]
-InstanceType = Annotated[str, AfterValidator(_instance_type)]
+ProcessingInstanceType = Annotated[str, AfterValidator(_instance_type_for(InstanceUse.PROCESSING))]
+HostingInstanceType = Annotated[str, AfterValidator(_instance_type_for(InstanceUse.HOSTING))]
+TransformInstanceType = Annotated[str, AfterValidator(_instance_type_for(InstanceUse.TRANSFORM))]
 AccountId = Annotated[str, AfterValidator(_account_id)]
 Region = Annotated[str, AfterValidator(_region)]
+StageRegion = Annotated[str, AfterValidator(_stage_region)]
 ProjectName = Annotated[str, AfterValidator(_project_name)]
 Tags = Annotated[dict[str, str], AfterValidator(_tags)]
 
@@ -141,7 +178,7 @@ class CapacityBounds(_Section):
 
 
 class ProcessingSettings(_Section):
-    instance_type: InstanceType = "ml.m5.xlarge"
+    instance_type: ProcessingInstanceType = "ml.m5.xlarge"
 
 
 class TrainingSettings(_Section):
@@ -163,14 +200,16 @@ class TrainingSettings(_Section):
 
 _SCHEDULE = re.compile(r"^(cron|rate)\(.+\)$")
 _MODEL_PACKAGE_ARN = re.compile(
-    r"^arn:aws(?:-[a-z]+)*:sagemaker:(?P<region>[a-z0-9-]+):[0-9]{12}:"
-    r"model-package/[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62}/[0-9]+$"
+    r"^arn:aws(?:-[a-z]+)*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):"
+    r"model-package/(?P<group>[a-zA-Z0-9](?:-*[a-zA-Z0-9]){0,62})/[0-9]+$"
 )
 _JSON_PATH = re.compile(r"^\$\S*$")
 # S3 keys that may stand in an IAM resource ARN and an EventBridge prefix filter as they are.
 _S3_PREFIX = re.compile(r"^(?:[a-zA-Z0-9!_.()-]+/)+$")
 # SageMaker's limit on a transform job's in-flight data: MaxPayloadInMB x MaxConcurrentTransforms.
 TRANSFORM_IN_FLIGHT_LIMIT_MB = 100
+# SageMaker's limit on an asynchronous request's payload (the object InvokeEndpointAsync names in S3).
+ASYNC_PAYLOAD_LIMIT_MB = 1024
 
 
 def _schedule(value: str) -> str:
@@ -225,7 +264,10 @@ class ScalingCooldowns(_Section):
 
 class RealtimeInference(CapacityBounds, ScalingCooldowns):
     enabled: bool = True
-    instance_type: InstanceType = "ml.m5.large"
+    instance_type: HostingInstanceType = "ml.m5.large"
+    # Application Auto Scaling refuses an endpoint update that changes a scaled variant's instance type: turn it
+    # off for one deploy, change the type in the next (README: changing an instance type).
+    autoscaling: bool = True
     min_capacity: int = Field(default=1, ge=1)
     max_capacity: int = Field(default=2, ge=1)
     invocations_per_instance_target: int = Field(default=700, gt=0)
@@ -283,7 +325,10 @@ class ServerlessInference(ScalingCooldowns):
 
 class AsyncInference(CapacityBounds, ScalingCooldowns):
     enabled: bool = False
-    instance_type: InstanceType = "ml.m5.large"
+    instance_type: HostingInstanceType = "ml.m5.large"
+    autoscaling: bool = True
+    # Asynchronous requests come from S3 and may be up to 1 GB; the server refuses bodies above this limit.
+    max_payload_mb: int = Field(default=ASYNC_PAYLOAD_LIMIT_MB, ge=1, le=ASYNC_PAYLOAD_LIMIT_MB)
     min_capacity: int = Field(default=0, ge=0)
     max_capacity: int = Field(default=2, ge=1)
     max_concurrent_invocations_per_instance: int = Field(default=4, ge=1, le=1000)
@@ -292,7 +337,7 @@ class AsyncInference(CapacityBounds, ScalingCooldowns):
 
 class BatchTransform(_Section):
     enabled: bool = False
-    instance_type: InstanceType = "ml.m5.large"
+    instance_type: TransformInstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
     input_prefix: Annotated[str, AfterValidator(_batch_input_prefix)] = f"{DataPrefix.BATCH_TRANSFORM}input/"
     content_type: Annotated[str, _content_type_in(REQUEST_CONTENT_TYPES)] = "text/csv"
@@ -344,8 +389,19 @@ class InferenceSettings(_Section):
 
     @property
     def model_package_region(self) -> str | None:
+        return self._model_package_part("region")
+
+    @property
+    def model_package_account(self) -> str | None:
+        return self._model_package_part("account")
+
+    @property
+    def model_package_group(self) -> str | None:
+        return self._model_package_part("group")
+
+    def _model_package_part(self, part: str) -> str | None:
         match = _MODEL_PACKAGE_ARN.match(self.model_package_arn or "")
-        return match["region"] if match else None
+        return match[part] if match else None
 
 
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -413,7 +469,7 @@ class StageConfig(_Section):
     name: StageName
     project_name: ProjectName
     account: AccountId | None = None
-    region: Region | None = None
+    region: StageRegion | None = None
     removal_policy: Literal["destroy", "retain"] = "retain"
     processing: ProcessingSettings = ProcessingSettings()
     training: TrainingSettings = TrainingSettings()
@@ -432,6 +488,32 @@ class StageConfig(_Section):
     @property
     def resource_prefix(self) -> str:
         return f"{self.project_name}-{self.name}"
+
+    @property
+    def serving_source_stage(self) -> str:
+        return serving_source_stage(self.name)
+
+    @model_validator(mode="after")
+    def _model_package_of_a_group_this_stage_serves(self) -> StageConfig:
+        group = self.inference.model_package_group
+        groups = {f"{self.project_name}-{stage}-models" for stage in (self.name, self.serving_source_stage)}
+        if group and group not in groups:
+            raise ValueError(
+                f"inference.model_package_arn names a version of {group}; {self.name} serves versions of "
+                f"{' or '.join(sorted(groups))} (the stages that grant it their model data, image and registry)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _own_version_in_stage_account(self) -> StageConfig:
+        own = self.inference.model_package_group == f"{self.resource_prefix}-models"
+        package_account = self.inference.model_package_account
+        if own and self.account and package_account != self.account:
+            raise ValueError(
+                f"inference.model_package_arn is a version of the stage's own group in account {package_account}, "
+                f"but the stage deploys to account {self.account}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _model_package_in_stage_region(self) -> StageConfig:
@@ -512,6 +594,24 @@ def _served_version_from_manifest(stage: str, settings: dict[str, Any]) -> list[
     if deployed:
         inference["model_package_arn"] = deployed
     return []
+
+
+def cross_stage_problems(every_stage: Mapping[str, StageConfig]) -> list[str]:
+    """A stage serving another stage's version must name it where that stage deploys (its account and region)."""
+    problems = []
+    for config in every_stage.values():
+        inference = config.inference
+        source = every_stage.get(config.serving_source_stage)
+        if source is None or source is config or inference.model_package_group != f"{source.resource_prefix}-models":
+            continue
+        for part, expected in (("account", source.account), ("region", source.region)):
+            named = getattr(inference, f"model_package_{part}")
+            if expected and named != expected:
+                problems.append(
+                    f"{STAGES_CONTEXT_KEY}.{config.name}.inference.model_package_arn: a version of "
+                    f"{source.name}'s group in {part} {named}, but {source.name} deploys to {part} {expected}"
+                )
+    return problems
 
 
 def _selected_stages(selection: Any, problems: list[str]) -> list[str]:

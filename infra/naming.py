@@ -13,9 +13,14 @@ class BucketPurpose(StrEnum):
     ACCESS_LOGS = "logs"
 
 
+def bucket_name(resource_prefix: str, purpose: BucketPurpose, account: str, region: str) -> str:
+    """Bucket names are global, so account and region make them unique per environment."""
+    return f"{resource_prefix}-{purpose}-{account}-{region}"
+
+
 def bucket_name_template(config: StageConfig, purpose: BucketPurpose) -> str:
-    """An `Fn::Sub` template: bucket names are global, so account and region make them unique per environment."""
-    return f"{config.resource_prefix}-{purpose}-${{AWS::AccountId}}-${{AWS::Region}}"
+    """The stage's bucket name as an `Fn::Sub` template of the account and region it deploys to."""
+    return bucket_name(config.resource_prefix, purpose, "${AWS::AccountId}", "${AWS::Region}")
 
 
 def stack_name(config: StageConfig, unit: str) -> str:
@@ -23,11 +28,28 @@ def stack_name(config: StageConfig, unit: str) -> str:
 
 
 def key_alias(config: StageConfig) -> str:
-    return f"alias/{config.resource_prefix}"
+    return key_alias_of(config.resource_prefix)
+
+
+def key_alias_of(resource_prefix: str) -> str:
+    return f"alias/{resource_prefix}"
 
 
 def model_package_group_name(config: StageConfig) -> str:
     return f"{config.resource_prefix}-models"
+
+
+def serving_image_repository_name(config: StageConfig) -> str:
+    return image_repository_name_of(config.resource_prefix)
+
+
+def image_repository_name_of(resource_prefix: str) -> str:
+    return f"{resource_prefix}-serving"
+
+
+def serving_role_name(config: StageConfig) -> str:
+    """Named, because the stage that shares its model versions admits it by ARN before it exists."""
+    return f"{config.resource_prefix}-serving"
 
 
 def pipeline_name(config: StageConfig) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Acknowledgment, App, Stack, Validations
+from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
 
@@ -34,6 +35,25 @@ def acknowledge_wildcard_resources(construct: IConstruct, resources: list[str], 
         rendered = _as_nag_renders(stack.resolve(resource))
         if "*" in rendered:
             acknowledge(construct, f"AwsSolutions-IAM5[Resource::{rendered}]", reason)
+
+
+def allow(
+    target: iam.Role | iam.Policy,
+    sid: str,
+    actions: list[str] | tuple[str, ...],
+    resources: list[str],
+    *,
+    conditions: dict[str, Any] | None = None,
+    wildcard_reason: str = "",
+) -> None:
+    """Add an Allow statement to a role or policy; a wildcard in a resource must say why, and is acknowledged for
+    cdk-nag with that reason."""
+    statement = iam.PolicyStatement(sid=sid, actions=list(actions), resources=resources, conditions=conditions)
+    if isinstance(target, iam.Policy):
+        target.add_statements(statement)
+    else:
+        target.add_to_policy(statement)
+    acknowledge_wildcard_resources(target, resources, wildcard_reason)
 
 
 def _as_nag_renders(value: Any) -> str:

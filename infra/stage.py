@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Environment, Stage
 from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
+from infra.foundation.sharing import ModelConsumer
 from infra.foundation.stack import FoundationStack
 from infra.pipeline.stack import PipelineStack
 from infra.serving import SERVING_SUMMARY_METADATA
@@ -14,14 +17,24 @@ from infra.serving.stack import ServingStack, serving_skip_reason
 from infra.tagging import tag_everything
 
 
+@dataclass(frozen=True)
+class StageSharing:
+    """What a stage shares with other accounts: the stages that serve its model versions there, and the accounts that
+    resolve its versions (the delivery pipeline's)."""
+
+    model_consumers: tuple[ModelConsumer, ...] = ()
+    registry_reader_accounts: tuple[str, ...] = ()
+
+
 class MlopsStage(Stage):
-    def __init__(self, scope: Construct, config: StageConfig) -> None:
+    def __init__(self, scope: Construct, config: StageConfig, *, sharing: StageSharing = StageSharing()) -> None:
         super().__init__(scope, config.name, env=Environment(account=config.account, region=config.region))
         self.config = config
         self.foundation = FoundationStack(
             self,
             "Foundation",
             config=config,
+            model_consumers=sharing.model_consumers,
             stack_name=naming.stack_name(config, "foundation"),
             termination_protection=config.name == "prod",
             analytics_reporting=False,
@@ -31,6 +44,8 @@ class MlopsStage(Stage):
             "Pipeline",
             config=config,
             foundation=self.foundation,
+            model_consumers=sharing.model_consumers,
+            registry_reader_accounts=sharing.registry_reader_accounts,
             stack_name=naming.stack_name(config, "pipeline"),
             termination_protection=config.name == "prod",
             analytics_reporting=False,

@@ -26,7 +26,14 @@ from rich.console import Console
 from rich.table import Table
 
 from infra import manifest, naming
-from infra.config import STAGE_NAMES, StageConfig, StageConfigError, cdk_json_context, load_stage_configs
+from infra.config import (
+    RELEASE_SOURCE_STAGE,
+    STAGE_NAMES,
+    StageConfig,
+    StageConfigError,
+    cdk_json_context,
+    load_stage_configs,
+)
 from pipelines import spec
 from pipelines.local.aws import (
     DEFAULT_LOCAL_REGION,
@@ -251,7 +258,7 @@ def serve(
 
 PROMOTION_TARGETS = ("staging", "prod")
 # Every stage deploys versions of the staging stage's group: prod serves what staging has served.
-PROMOTION_SOURCE_STAGE = "staging"
+PROMOTION_SOURCE_STAGE = RELEASE_SOURCE_STAGE
 
 VersionArgument = Annotated[str, typer.Argument(help="a version number of the stage's group, or a version's ARN")]
 Reason = Annotated[str | None, typer.Option("--reason", "-r", help="why; recorded with the decision (required)")]
@@ -263,6 +270,16 @@ ManifestDir = Annotated[
 
 def stage_group(stage: str) -> str:
     return naming.model_package_group_name(stage_config(stage))
+
+
+def stage_group_reference(stage: str) -> str:
+    """The stage's group by ARN where the stage names its account and region (a caller in another account, such as
+    the delivery pipeline's synth, finds a group only by ARN); else by name."""
+    config = stage_config(stage)
+    name = naming.model_package_group_name(config)
+    if config.account and config.region:
+        return f"arn:aws:sagemaker:{config.region}:{config.account}:model-package-group/{name}"
+    return name
 
 
 def checked_stage(stage: str) -> str:
@@ -452,7 +469,7 @@ def resolve_model(
 
 
 def latest_approved(registry: Registry, stage: str) -> ModelVersion:
-    group = stage_group(stage)
+    group = stage_group_reference(stage)
     latest = registry.latest_approved(group)
     if latest is None:
         raise CommandError(f"model package group {group} has no Approved version; approve one first")
@@ -460,7 +477,7 @@ def latest_approved(registry: Registry, stage: str) -> ModelVersion:
 
 
 def approved_version(registry: Registry, stage: str, reference: str) -> ModelVersion:
-    model = registry.describe(registry.version_arn(stage_group(stage), reference))
+    model = registry.describe(registry.version_arn(stage_group_reference(stage), reference))
     if model.status != ApprovalStatus.APPROVED:
         raise CommandError(
             f"version {model.label} is {model.status}, not Approved; approve it first: "

@@ -44,6 +44,7 @@ from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import ArtifactPrefix
+from infra.instance_types import supports_volume_kms_key
 from pipelines import spec
 from pipelines.bundle import TRAINING_ENTRY_POINT
 from pipelines.spec import ParameterName, StepName
@@ -226,7 +227,11 @@ class _StepBuilder:
             role=self.targets.execution_role_arn,
             instance_type=instance_type,
             instance_count=1,
-            volume_kms_key=self.targets.kms_key_arn,
+            # Types with local NVMe storage encrypt it in hardware, and SageMaker refuses a volume key for them; the
+            # ProcessingInstanceType parameter admits only types of the configured type's kind (pipelines/spec.py).
+            volume_kms_key=self.targets.kms_key_arn
+            if supports_volume_kms_key(self.config.processing.instance_type)
+            else None,
             output_kms_key=self.targets.kms_key_arn,
             network_config=self.network,
             base_job_name=f"{self.config.resource_prefix}-{job_prefix}",

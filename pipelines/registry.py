@@ -318,8 +318,9 @@ class Registry:
         match = MODEL_PACKAGE_ARN.match(reference)
         if not match:
             raise RegistryError(f"{reference!r} is neither a version number nor a model package version ARN")
-        if match["group"] != group:
-            raise RegistryError(f"{reference} is a version of {match['group']}, not of this stage's group {group}")
+        name = group.rsplit("/", 1)[-1]  # the group may be given by ARN
+        if match["group"] != name:
+            raise RegistryError(f"{reference} is a version of {match['group']}, not of this stage's group {name}")
         return reference
 
     def describe(self, arn: str) -> ModelVersion:

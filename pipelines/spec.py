@@ -4,11 +4,13 @@ operator CLI and the tests all read this module, so they cannot drift apart."""
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from enum import StrEnum
 
 from infra.config import GPU_TRAINING_INSTANCE_TYPES, StageConfig
 from infra.foundation.layout import DataPrefix
+from infra.instance_types import InstanceUse, same_volume_encryption
 from training_code import hyperparameters as hp
 from training_code.contract import PROCESSING_ROOT, SPLITS
 
@@ -66,12 +68,23 @@ class ParameterSpec:
         except ValueError:
             raise ValueError(f"parameter {self.name}: {text!r} is not {KIND_WORDS[self.kind]}") from None
         if self.allowed and value not in self.allowed:
-            raise ValueError(f"parameter {self.name}: {text!r} is not allowed; allowed: {', '.join(self.allowed)}")
+            raise ValueError(f"parameter {self.name}: {text!r} is not allowed; {_allowed_hint(value, self.allowed)}")
         if self.minimum is not None and not self.minimum <= value <= self.maximum:
             raise ValueError(f"parameter {self.name}: {text!r} is outside [{self.minimum}, {self.maximum}]")
         if self.prefix and not (value.startswith(self.prefix) and len(value) > len(self.prefix)):
             raise ValueError(f"parameter {self.name}: {text!r} must start with {self.prefix}")
         return value
+
+
+LISTED_VALUES = 12
+
+
+def _allowed_hint(value: str, allowed: tuple[str, ...]) -> str:
+    """All the allowed values when they are few; else how many, and the closest few."""
+    if len(allowed) <= LISTED_VALUES:
+        return f"allowed: {', '.join(allowed)}"
+    close = difflib.get_close_matches(value, allowed, n=3, cutoff=0.6) or list(allowed[:3])
+    return f"allowed: one of {len(allowed)} values, e.g. {', '.join(close)}"
 
 
 def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: str) -> list[ParameterSpec]:
@@ -81,7 +94,12 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
     seconds = {"minimum": 60, "maximum": 28 * 24 * 3600}
     specs = [
         ParameterSpec(ParameterName.INPUT_DATA_URI, str, f"s3://{data_bucket}/{DataPrefix.RAW}", prefix="s3://"),
-        ParameterSpec(ParameterName.PROCESSING_INSTANCE_TYPE, str, config.processing.instance_type, prefix="ml."),
+        ParameterSpec(
+            ParameterName.PROCESSING_INSTANCE_TYPE,
+            str,
+            config.processing.instance_type,
+            same_volume_encryption(config.processing.instance_type, InstanceUse.PROCESSING),
+        ),
         ParameterSpec(
             ParameterName.TRAINING_INSTANCE_TYPE,
             str,

@@ -26,7 +26,8 @@ from tests.offline import offline_without_credentials  # noqa: E402
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
 # cdk.json names no model package (one exists only after a pipeline run), so no stage would serve. As an operator
 # would on the command line: staging serves in every mode (serverless with provisioned concurrency, batch on upload
-# and on a schedule), prod in its cdk.json modes, and dev stays without a serving stack.
+# and on a schedule), prod in its cdk.json modes the version staging served before, and dev stays without a serving
+# stack.
 MODEL_PACKAGES = "arn:aws:sagemaker:eu-west-1:123456789012:model-package"
 SERVING_CONTEXT = {
     "staging.inference.model_package_arn": f"{MODEL_PACKAGES}/mlopskit-staging-models/3",
@@ -34,7 +35,7 @@ SERVING_CONTEXT = {
     "staging.inference.serverless.provisioned_concurrency": "2",
     "staging.inference.serverless.max_provisioned_concurrency": "4",
     "staging.inference.batch_transform.schedule": "cron(0 4 ? * MON-FRI *)",
-    "prod.inference.model_package_arn": f"{MODEL_PACKAGES}/mlopskit-prod-models/7",
+    "prod.inference.model_package_arn": f"{MODEL_PACKAGES}/mlopskit-staging-models/2",
 }
 
 

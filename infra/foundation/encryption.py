@@ -10,6 +10,7 @@ from constructs import Construct
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.removal import removal_policy
+from infra.foundation.sharing import ModelConsumer
 
 # The account root may administer the key (so it can never become unmanageable). Direct use is granted only to the
 # principals named in the key policy; other principals of the account (operators, CI) may use it only through S3, so
@@ -101,6 +102,19 @@ class StageKey(Construct):
                     ),
                 ]
             ),
+        )
+
+    def allow_decrypt_through_s3_by(self, consumer: ModelConsumer) -> None:
+        """The consumer's serving role may decrypt the model archives it reads from the stage buckets, and nothing
+        else (a key in another account is usable only where its own policy admits the caller)."""
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"{consumer.stage.capitalize()}ServingDecryptsModelsThroughS3",
+                principals=[consumer.serving_role()],
+                actions=["kms:Decrypt"],
+                resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            )
         )
 
     def allow_use_by(self, *roles: iam.IRole) -> None:

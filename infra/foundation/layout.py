@@ -19,3 +19,8 @@ class ArtifactPrefix(StrEnum):
     ASYNC_INFERENCE = "async-inference/"
     DATA_CAPTURE = "data-capture/"
     BATCH_TRANSFORM = "batch-transform/"
+
+
+# What the training pipeline's jobs read and write; serving has a role of its own for the rest.
+JOB_DATA_PREFIXES = (DataPrefix.RAW, DataPrefix.PROCESSED)
+JOB_ARTIFACT_PREFIXES = (ArtifactPrefix.PIPELINE_RUNS, ArtifactPrefix.MODELS, ArtifactPrefix.CHECKPOINTS)

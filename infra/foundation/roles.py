@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix, DataPrefix
+from infra.foundation.layout import JOB_ARTIFACT_PREFIXES, JOB_DATA_PREFIXES, ArtifactPrefix, DataPrefix
 from infra.foundation.storage import Storage
-from infra.security import acknowledge_wildcard_resources
+from infra.security import allow
 
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 # AWS Deep Learning Container and SageMaker framework images live in AWS-owned accounts that differ per region.
 AWS_FRAMEWORK_IMAGE_REPOSITORIES = ("pytorch-training", "sagemaker-scikit-learn")
-# Where `cdk deploy` pushes the serving image (DockerImageAsset) in the bootstrapped account.
-CDK_IMAGE_ASSET_REPOSITORIES = "cdk-*-container-assets-*"
+# What SageMaker does as a job's or model's role to place it in a VPC.
+VPC_ACCESS_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:CreateNetworkInterfacePermission",
+    "ec2:DeleteNetworkInterface",
+    "ec2:DeleteNetworkInterfacePermission",
+    "ec2:DescribeDhcpOptions",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSecurityGroups",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+)
 PIPELINE_JOB_TYPES = ("processing-job", "training-job", "hyper-parameter-tuning-job")
 PIPELINE_JOB_ACTIONS = (
     "sagemaker:AddTags",
@@ -55,7 +63,7 @@ class ExecutionRoles(Construct):
             self,
             "SageMakerExecution",
             assumed_by=iam.ServicePrincipal(SAGEMAKER_SERVICE),
-            description=f"{config.resource_prefix}: SageMaker processing, training and tuning jobs, and models",
+            description=f"{config.resource_prefix}: SageMaker processing, training and tuning jobs",
         )
         self.pipeline_execution = iam.Role(
             self,
@@ -74,35 +82,35 @@ class ExecutionRoles(Construct):
             "Object access is limited to the stage bucket's documented prefixes (infra/foundation/layout.py); "
             "jobs write keys of their own under a prefix, so the object part of the ARN ends in a wildcard."
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "ReadData",
             ["s3:GetObject"],
-            [storage.data.arn_for_objects(f"{prefix}*") for prefix in DataPrefix],
+            [storage.data.arn_for_objects(f"{prefix}*") for prefix in JOB_DATA_PREFIXES],
             wildcard_reason=per_job_keys,
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "WriteProcessedData",
             ["s3:AbortMultipartUpload", "s3:PutObject"],
             [storage.data.arn_for_objects(f"{DataPrefix.PROCESSED}*")],
             wildcard_reason=per_job_keys,
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "ReadWriteArtifacts",
             ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"],
-            [storage.artifacts.arn_for_objects(f"{prefix}*") for prefix in ArtifactPrefix],
+            [storage.artifacts.arn_for_objects(f"{prefix}*") for prefix in JOB_ARTIFACT_PREFIXES],
             wildcard_reason=per_job_keys,
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "PruneCheckpoints",
             ["s3:DeleteObject"],
             [storage.artifacts.arn_for_objects(f"{ArtifactPrefix.CHECKPOINTS}*")],
             wildcard_reason=per_job_keys,
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "ListStagePrefixes",
             ["s3:ListBucket"],
@@ -111,12 +119,14 @@ class ExecutionRoles(Construct):
             conditions={
                 "StringLike": {
                     "s3:prefix": [
-                        p for prefix in (*DataPrefix, *ArtifactPrefix) for p in (prefix.rstrip("/"), f"{prefix}*")
+                        p
+                        for prefix in (*JOB_DATA_PREFIXES, *JOB_ARTIFACT_PREFIXES)
+                        for p in (prefix.rstrip("/"), f"{prefix}*")
                     ]
                 }
             },
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "LocateStageBuckets",
             ["s3:GetBucketLocation"],
@@ -124,7 +134,7 @@ class ExecutionRoles(Construct):
         )
 
     def _grant_job_logs_metrics_and_images(self) -> None:
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "WriteJobLogs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
@@ -135,7 +145,7 @@ class ExecutionRoles(Construct):
             wildcard_reason="SageMaker writes one log group per job type and one stream per job instance under "
             "/aws/sagemaker/; limited to that path in this account and region.",
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "PublishSageMakerMetrics",
             ["cloudwatch:PutMetricData"],
@@ -143,22 +153,14 @@ class ExecutionRoles(Construct):
             conditions={"StringLike": {"cloudwatch:namespace": ["/aws/sagemaker/*", "aws/sagemaker/*"]}},
             wildcard_reason=RESOURCE_LEVEL_PERMISSIONS_UNSUPPORTED,
         )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "AuthenticateToEcr",
             ["ecr:GetAuthorizationToken"],
             ["*"],
             wildcard_reason=RESOURCE_LEVEL_PERMISSIONS_UNSUPPORTED,
         )
-        self._allow(
-            self.sagemaker_execution,
-            "PullCdkImageAssets",
-            ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
-            [self._arn("ecr", "repository", CDK_IMAGE_ASSET_REPOSITORIES)],
-            wildcard_reason="cdk deploy pushes the serving image to the bootstrap container-assets repository, whose "
-            "qualifier is chosen at bootstrap time; limited to that repository in this account and region.",
-        )
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "PullAwsFrameworkImages",
             ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"],
@@ -171,7 +173,7 @@ class ExecutionRoles(Construct):
         )
 
     def _grant_pipeline(self, config: StageConfig, storage: Storage) -> None:
-        self._allow(
+        allow(
             self.pipeline_execution,
             "RunPipelineJobs",
             list(PIPELINE_JOB_ACTIONS),
@@ -180,7 +182,7 @@ class ExecutionRoles(Construct):
             "limited to those job types in this account and region.",
         )
         group = naming.model_package_group_name(config)
-        self._allow(
+        allow(
             self.pipeline_execution,
             "RegisterModels",
             list(MODEL_REGISTRY_ACTIONS),
@@ -191,14 +193,14 @@ class ExecutionRoles(Construct):
             wildcard_reason="Model package versions are numbered by SageMaker at registration; limited to the "
             "stage's own model package group.",
         )
-        self._allow(
+        allow(
             self.pipeline_execution,
             "PassExecutionRoleToSageMaker",
             ["iam:PassRole"],
             [self.sagemaker_execution.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
         )
-        self._allow(
+        allow(
             self.pipeline_execution,
             "ReadStepProperties",
             ["s3:GetObject"],
@@ -209,38 +211,14 @@ class ExecutionRoles(Construct):
 
     def _grant_vpc_network_interfaces(self) -> None:
         """Jobs in the stage's VPC: SageMaker attaches their network interfaces as the execution role."""
-        self._allow(
+        allow(
             self.sagemaker_execution,
             "AttachJobsToVpc",
-            [
-                "ec2:CreateNetworkInterface",
-                "ec2:CreateNetworkInterfacePermission",
-                "ec2:DeleteNetworkInterface",
-                "ec2:DeleteNetworkInterfacePermission",
-                "ec2:DescribeDhcpOptions",
-                "ec2:DescribeNetworkInterfaces",
-                "ec2:DescribeSecurityGroups",
-                "ec2:DescribeSubnets",
-                "ec2:DescribeVpcs",
-            ],
+            VPC_ACCESS_ACTIONS,
             ["*"],
             wildcard_reason="SageMaker creates and deletes job network interfaces whose ids exist only at run time, "
             "and the EC2 Describe actions support no resource-level permissions.",
         )
-
-    @staticmethod
-    def _allow(
-        role: iam.Role,
-        sid: str,
-        actions: list[str],
-        resources: list[str],
-        *,
-        conditions: dict[str, Any] | None = None,
-        wildcard_reason: str = "",
-    ) -> None:
-        """Add a statement; a wildcard in a resource must say why, and is acknowledged for cdk-nag with that reason."""
-        role.add_to_policy(iam.PolicyStatement(sid=sid, actions=actions, resources=resources, conditions=conditions))
-        acknowledge_wildcard_resources(role, resources, wildcard_reason)
 
     def _arn(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aws_cdk import Duration, Fn
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -13,6 +14,7 @@ from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import ArtifactPrefix
 from infra.foundation.removal import removal_policy
+from infra.foundation.sharing import ModelConsumer
 from infra.naming import BucketPurpose
 from infra.security import acknowledge
 
@@ -53,6 +55,17 @@ class Storage(Construct):
                     expiration=Duration.days(settings.checkpoint_expiration_days),
                 )
             ],
+        )
+
+    def share_model_archives(self, consumer: ModelConsumer) -> None:
+        """The consumer's serving role may read the trained models (every registered version's archive is there)."""
+        self.artifacts.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid=f"{consumer.stage.capitalize()}ServingReadsModels",
+                principals=[consumer.serving_role()],
+                actions=["s3:GetObject"],
+                resources=[self.artifacts.arn_for_objects(f"{ArtifactPrefix.MODELS}*")],
+            )
         )
 
     def _logged_kms_bucket(

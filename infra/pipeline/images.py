@@ -7,42 +7,16 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from dataclasses import dataclass
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 
-import sagemaker
 from aws_cdk import Aws, CfnMapping, Fn, IgnoreMode
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 from sagemaker import image_uris
 
 from infra.config import PROJECT_ROOT
-
-
-class FrameworkImage(StrEnum):
-    TRAINING = "Training"
-    PREPROCESSING = "Preprocessing"
-    EVALUATION = "Evaluation"
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    framework: str
-    version: str
-    py_version: str
-    scope: str
-    instance_type: str
-
-
-# Training and evaluation run on PyTorch 2.8 (Python 3.12), preprocessing on scikit-learn.
-IMAGE_SPECS = {
-    FrameworkImage.TRAINING: ImageSpec("pytorch", "2.8.0", "py312", "training", "ml.g5.xlarge"),
-    FrameworkImage.PREPROCESSING: ImageSpec("sklearn", "1.4-2", "py3", "training", "ml.m5.xlarge"),
-    FrameworkImage.EVALUATION: ImageSpec("pytorch", "2.8.0", "py312", "training", "ml.m5.xlarge"),
-}
-
+from infra.framework_images import IMAGE_SPECS, FrameworkImage, ImageSpec, registries, supported_regions
 
 REFERENCE_REGION = "us-east-1"
 
@@ -59,12 +33,6 @@ def sdk_image_uri(spec: ImageSpec, region: str) -> str:
     )
 
 
-def _registries(spec: ImageSpec) -> dict[str, str]:
-    """{region: image account} from the SDK's offline image table."""
-    config_file = Path(sagemaker.__file__).parent / "image_uri_config" / f"{spec.framework}.json"
-    return json.loads(config_file.read_text())[spec.scope]["versions"][spec.version]["registries"]
-
-
 @cache
 def image_table() -> dict[str, dict[str, str]]:
     """{region: {image: uri}} for every commercial region that has all the images.
@@ -72,19 +40,17 @@ def image_table() -> dict[str, dict[str, str]]:
     The SDK formats each image's URI once, for a reference region; repository and tag are the same in every
     commercial region, so the other regions differ only in account and region (resolving all ~120 URIs through
     the SDK costs 12 s a synth)."""
-    registries = {image: _registries(spec) for image, spec in IMAGE_SPECS.items()}
+    accounts = {image: registries(spec) for image, spec in IMAGE_SPECS.items()}
     references = {image: sdk_image_uri(spec, REFERENCE_REGION) for image, spec in IMAGE_SPECS.items()}
-    regions = set.intersection(*(set(table) for table in registries.values()))
     return {
         region: {
             image: references[image].replace(
-                f"{registries[image][REFERENCE_REGION]}.dkr.ecr.{REFERENCE_REGION}.",
-                f"{registries[image][region]}.dkr.ecr.{region}.",
+                f"{accounts[image][REFERENCE_REGION]}.dkr.ecr.{REFERENCE_REGION}.",
+                f"{accounts[image][region]}.dkr.ecr.{region}.",
             )
             for image in IMAGE_SPECS
         }
-        for region in sorted(regions)
-        if not region.startswith(("cn-", "us-gov-", "us-iso", "eu-isoe"))
+        for region in supported_regions()
     }
 
 

@@ -4,10 +4,11 @@ registers models with, and an optional schedule."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Aws, CfnOutput, Fn, Stack
+from aws_cdk import Aws, CfnOutput, DefaultStackSynthesizer, Fn, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -16,6 +17,7 @@ from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
+from infra.foundation.sharing import ModelConsumer
 from infra.foundation.stack import FoundationStack
 from infra.pipeline.images import FrameworkImage, FrameworkImages, ServingImage
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
@@ -36,14 +38,37 @@ SUBSTITUTED = (
 )
 
 
+# Model package versions that another account serves: its deployments describe them and create models from them.
+CONSUMER_REGISTRY_ACTIONS = (
+    "sagemaker:CreateModel",
+    "sagemaker:DescribeModelPackage",
+    "sagemaker:DescribeModelPackageGroup",
+    "sagemaker:ListModelPackages",
+)
+# What the delivery pipeline's synth does in another account's registry (`mlops models resolve`).
+READER_REGISTRY_ACTIONS = ("sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages")
+
+
 class PipelineStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, config: StageConfig, foundation: FoundationStack, **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: StageConfig,
+        foundation: FoundationStack,
+        model_consumers: Sequence[ModelConsumer] = (),
+        registry_reader_accounts: Sequence[str] = (),
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             scope,
             construct_id,
             description=f"{config.resource_prefix}: training pipeline, model package group, serving image, schedule",
+            # The serving image goes to the stage's own repository, whose policy admits the accounts that serve it.
+            synthesizer=DefaultStackSynthesizer(
+                image_assets_repository_name=naming.serving_image_repository_name(config)
+            ),
             **kwargs,
         )
         roles = foundation.roles
@@ -52,7 +77,10 @@ class PipelineStack(Stack):
             "ModelPackageGroup",
             model_package_group_name=naming.model_package_group_name(config),
             model_package_group_description=f"{config.resource_prefix}: versions of the MLP classifier",
+            model_package_group_policy=self._registry_policy(config, model_consumers, registry_reader_accounts),
         )
+        # This stack refers to the foundation's roles, key and buckets, so it depends on it, and `cdk deploy`
+        # publishes its serving image only after the foundation (and so the image repository) is deployed.
         code_bundle = s3_assets.Asset(self, "CodeBundle", path=str(build_bundle(BUILD_DIR / BUNDLE_NAME)))
         step_runner = s3_assets.Asset(self, "StepRunner", path=str(STEP_RUNNER))
         code_objects = (code_bundle, step_runner)
@@ -105,6 +133,35 @@ class PipelineStack(Stack):
             self._schedule(config)
         CfnOutput(self, "PipelineName", value=naming.pipeline_name(config))
         CfnOutput(self, "ModelPackageGroupName", value=naming.model_package_group_name(config))
+
+    def _registry_policy(
+        self, config: StageConfig, consumers: Sequence[ModelConsumer], reader_accounts: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """Admits other accounts to the group's versions: consumers' deployments and the delivery pipeline's synth."""
+        group = naming.model_package_group_name(config)
+        resources = [
+            self.format_arn(service="sagemaker", resource="model-package-group", resource_name=group),
+            self.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group}/*"),
+        ]
+        statements = [
+            iam.PolicyStatement(
+                sid=f"{consumer.stage.capitalize()}DeploysVersions",
+                principals=[consumer.deployments()],
+                actions=list(CONSUMER_REGISTRY_ACTIONS),
+                resources=resources,
+            )
+            for consumer in consumers
+        ]
+        if reader_accounts:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="DeliveryResolvesVersions",
+                    principals=[iam.AccountPrincipal(account) for account in reader_accounts],
+                    actions=list(READER_REGISTRY_ACTIONS),
+                    resources=resources,
+                )
+            )
+        return iam.PolicyDocument(statements=statements).to_json() if statements else None
 
     def _schedule(self, config: StageConfig) -> None:
         pipeline_arn = self.format_arn(

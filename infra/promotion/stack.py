@@ -7,6 +7,7 @@ in the staging model registry starts it (infra/promotion/approval.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from aws_cdk import ArnFormat, CfnOutput, Environment, Stack, pipelines
@@ -26,7 +27,7 @@ from infra.promotion.approval import (
 )
 from infra.promotion.steps import StagingResources, cdk_cli_version, smoke_test_step, synth_step
 from infra.security import acknowledge, acknowledge_wildcard_resources
-from infra.stage import MlopsStage
+from infra.stage import MlopsStage, StageSharing
 from infra.tagging import tag_everything
 
 PROMOTION_COMMENT = (
@@ -111,6 +112,7 @@ class DeliveryStack(Stack):
         delivery: DeliveryConfig,
         staging: StageConfig,
         prod: StageConfig,
+        sharing: Mapping[str, StageSharing],
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -141,8 +143,8 @@ class DeliveryStack(Stack):
         )
 
         # The pipeline owns these stages: the app does not synthesize them a second time.
-        self.staging = MlopsStage(self, staging)
-        self.prod = MlopsStage(self, prod)
+        self.staging = MlopsStage(self, staging, sharing=sharing[staging.name])
+        self.prod = MlopsStage(self, prod, sharing=sharing[prod.name])
         forwarded_from = self._forward_approvals_if_needed(staging, delivery)
 
         self.smoke_test: pipelines.CodeBuildStep | None = None
@@ -268,9 +270,10 @@ class DeliveryStack(Stack):
                 _ASSET_LOGS_REASON,
             )
             acknowledge(role, "AwsSolutions-IAM5[Resource::*]", _ASSET_PUBLISHING_REASON)
-        acknowledge(
+        # Rendered as cdk-nag renders it: without delivery.account, the account is the template's own (a token).
+        acknowledge_wildcard_resources(
             pipeline.self_mutation_project,
-            f"AwsSolutions-IAM5[Resource::arn:*:iam::{self.account}:role/*]",
+            [f"arn:*:iam::{self.account}:role/*"],
             "Self-mutation assumes the CDK bootstrap roles (cdk-*-deploy/lookup roles, by tag condition) of every "
             "account the pipeline deploys to; their names include the qualifier, account and region",
         )

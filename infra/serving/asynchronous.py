@@ -6,7 +6,6 @@ from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
@@ -16,11 +15,12 @@ from constructs import Construct
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import ArtifactPrefix
-from infra.serving.instances import supports_volume_kms_key
+from infra.instance_types import supports_volume_kms_key
 from infra.serving.model import ServingModel
 from infra.serving.monitoring import EndpointAlarms, endpoint_metric, notifying_alarm
 from infra.serving.notifications import NotificationKey, encrypted_topic
-from infra.serving.scaling import ScalableDimension, variant_scalable_target
+from infra.serving.role import ServingRole
+from infra.serving.scaling import ScalableDimension, keep_scaled_capacity, variant_scalable_target
 
 ASYNC_OUTPUT_PREFIX = f"{ArtifactPrefix.ASYNC_INFERENCE}output/"
 ASYNC_FAILURE_PREFIX = f"{ArtifactPrefix.ASYNC_INFERENCE}failures/"
@@ -39,7 +39,7 @@ class AsyncEndpoint(Construct):
         key: kms.IKey,
         artifacts: s3.IBucket,
         notification_key: NotificationKey,
-        execution_role: iam.IRole,
+        role: ServingRole,
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -66,18 +66,11 @@ class AsyncEndpoint(Construct):
         self.error_topic = encrypted_topic(
             self, "ErrorTopic", key=topic_key, display_name=f"{self.endpoint_name}: inference failed"
         )
-        # SageMaker publishes the notifications as the model's execution role.
-        publish = iam.Policy(
-            self,
-            "PublishNotifications",
-            roles=[execution_role],
-            statements=[
-                iam.PolicyStatement(
-                    actions=["sns:Publish"], resources=[self.success_topic.topic_arn, self.error_topic.topic_arn]
-                )
-            ],
-        )
-        notification_key.allow_publishing_by(execution_role)
+        # SageMaker reads the requests, writes the results and publishes the notifications as the model's role.
+        role.read("ReadAsyncRequests", artifacts, ASYNC_INPUT_PREFIX)
+        role.write("WriteAsyncResults", artifacts, ASYNC_OUTPUT_PREFIX, ASYNC_FAILURE_PREFIX)
+        role.publish("PublishAsyncNotifications", self.success_topic, self.error_topic)
+        notification_key.allow_publishing_by(role.role)
         endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
@@ -112,9 +105,12 @@ class AsyncEndpoint(Construct):
             endpoint_name=self.endpoint_name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
-        # The role may publish before the endpoint takes its first request.
-        self.endpoint.node.add_dependency(publish)
-        self._scale_on_backlog(config)
+        # The role may read, write and publish before the endpoint takes its first request.
+        self.endpoint.node.add_dependency(role.policy)
+        keep_scaled_capacity(self.endpoint)
+        self.scalable_target = None
+        if settings.autoscaling:
+            self._scale_on_backlog(config)
 
     def _scale_on_backlog(self, config: StageConfig) -> None:
         """Target tracking on the backlog per instance scales in to zero, but cannot scale out of zero (the metric

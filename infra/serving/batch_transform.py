@@ -22,12 +22,12 @@ from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import ArtifactPrefix
 from infra.foundation.removal import removal_policy
-from infra.foundation.roles import SAGEMAKER_SERVICE
-from infra.security import acknowledge_wildcard_resources
-from infra.serving.instances import supports_volume_kms_key
+from infra.instance_types import supports_volume_kms_key
+from infra.security import allow
 from infra.serving.model import ServingModel
 from infra.serving.monitoring import PERIOD, notifying_alarm
 from infra.serving.notifications import NotificationKey, encrypted_topic
+from infra.serving.role import ServingRole
 
 OUTPUT_PREFIX = f"{ArtifactPrefix.BATCH_TRANSFORM}output/"
 # The state machine's input: the S3 URI (an object or a prefix) to transform. Both triggers send it.
@@ -63,17 +63,38 @@ NO_RESOURCE_LEVEL_PERMISSIONS = (
 )
 
 
-class TransformJobWithDataProcessing(tasks.SageMakerCreateTransformJob):
-    """CDK's task lacks CreateTransformJob's DataProcessing (input/output filters, join); Step Functions passes the
-    state's Parameters to SageMaker as they are, so it is added there."""
+# Job names are at most 63 characters and executions may have 80: the name is the prefix and a hash of the execution's
+# name (32 hex digits), and the job carries the execution's name as a tag.
+EXECUTION_TAG = "batch-transform-execution"
+JOB_NAME_HASH = "MD5"
 
-    def __init__(self, scope: Construct, construct_id: str, *, data_processing: dict[str, str], **props: Any) -> None:
+
+class TransformJobWithDataProcessing(tasks.SageMakerCreateTransformJob):
+    """CDK's task lacks CreateTransformJob's DataProcessing (input/output filters, join) and tags from the state;
+    Step Functions passes the state's Parameters to SageMaker as they are, so they are added there."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        data_processing: dict[str, str],
+        static_tags: dict[str, str],
+        **props: Any,
+    ) -> None:
         super().__init__(scope, construct_id, **props)
         self._transform_data_processing = data_processing
+        self._static_tags = static_tags
 
     def to_state_json(self, state_machine_query_language: sfn.QueryLanguage | None = None) -> dict[str, Any]:
         state = dict(super().to_state_json(state_machine_query_language))
-        state["Parameters"] = {**state["Parameters"], "DataProcessing": self._transform_data_processing}
+        tags = [{"Key": key, "Value": value} for key, value in sorted(self._static_tags.items())]
+        tags.append({"Key": EXECUTION_TAG, "Value.$": sfn.JsonPath.execution_name})
+        state["Parameters"] = {
+            **state["Parameters"],
+            "DataProcessing": self._transform_data_processing,
+            "Tags": tags,
+        }
         return state
 
 
@@ -88,7 +109,7 @@ class BatchTransform(Construct):
         key: kms.IKey,
         data: s3.IBucket,
         artifacts: s3.IBucket,
-        execution_role: iam.IRole,
+        role: ServingRole,
         notification_key: NotificationKey,
         alarm_topic: sns.ITopic,
     ) -> None:
@@ -107,10 +128,15 @@ class BatchTransform(Construct):
         # Written out here, narrower than what CDK generates for these tasks: the state machine gets the role as an
         # immutable import, which takes no statements (and adds no dependency its role ARN does not already imply).
         self.policy = iam.Policy(self, "StateMachinePolicy", roles=[self.role])
-        self._grant(config, key, execution_role)
+        self._grant(config, key)
         notification_key.allow_publishing_by(self.role)
+        settings = config.inference.batch_transform
+        # Transform jobs run as the model's role: it reads only the input prefix (JoinSource=Input copies input
+        # into the output, so reading more would copy more out) and writes only the output prefix.
+        role.read("ReadBatchInput", data, settings.input_prefix)
+        role.write("WriteBatchOutput", artifacts, OUTPUT_PREFIX)
 
-        definition = self._transform_then_notify_on_failure(config, model, key, artifacts, execution_role)
+        definition = self._check_input_then_transform(config, model, key, data, artifacts, role)
 
         log_group_name = f"/aws/vendedlogs/states/{self.state_machine_name}"
         notification_key.allow_log_group(log_group_name)
@@ -145,30 +171,37 @@ class BatchTransform(Construct):
         )
         self._add_triggers(config, data)
 
-    def _transform_then_notify_on_failure(
+    def _check_input_then_transform(
         self,
         config: StageConfig,
         model: ServingModel,
         key: kms.IKey,
+        data: s3.IBucket,
         artifacts: s3.IBucket,
-        execution_role: iam.IRole,
+        role: ServingRole,
     ) -> sfn.IChainable:
-        """The transform job; on any error, a message to the failure topic, then a failed execution."""
+        """An input outside the input prefix fails at once; else the transform job. Either failure is published to
+        the failure topic, then the execution fails."""
         settings = config.inference.batch_transform
+        input_uri = f"$.{INPUT_URI_FIELD}"
+        prefix_uri = f"s3://{data.bucket_name}/{settings.input_prefix}"
         transform = TransformJobWithDataProcessing(
             self,
             "RunTransformJob",
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
-            # One job per execution: the execution name is unique per state machine.
+            # One job per execution (the execution name is unique per state machine), within the 63 characters of a
+            # job name whatever the execution name's length.
             transform_job_name=sfn.JsonPath.format(
-                f"{naming.transform_job_name_prefix(config)}{{}}", sfn.JsonPath.execution_name
+                f"{naming.transform_job_name_prefix(config)}{{}}",
+                sfn.JsonPath.hash(sfn.JsonPath.execution_name, JOB_NAME_HASH),
             ),
             model_name=model.model_name,
-            role=execution_role,
+            # The job runs as the model's role; CreateTransformJob passes no role. Naming it keeps CDK from making one.
+            role=role.role,
             transform_input=tasks.TransformInput(
                 transform_data_source=tasks.TransformDataSource(
                     s3_data_source=tasks.TransformS3DataSource(
-                        s3_uri=sfn.JsonPath.string_at(f"$.{INPUT_URI_FIELD}"), s3_data_type=tasks.S3DataType.S3_PREFIX
+                        s3_uri=sfn.JsonPath.string_at(input_uri), s3_data_type=tasks.S3DataType.S3_PREFIX
                     )
                 ),
                 content_type=settings.content_type,
@@ -196,7 +229,7 @@ class BatchTransform(Construct):
                 "OutputFilter": settings.output_filter,
                 "JoinSource": settings.join_source,
             },
-            tags=config.all_tags,
+            static_tags=config.all_tags,
             result_selector={
                 "TransformJobName": sfn.JsonPath.string_at("$.TransformJobName"),
                 "S3OutputPath": sfn.JsonPath.string_at("$.TransformOutput.S3OutputPath"),
@@ -211,39 +244,59 @@ class BatchTransform(Construct):
             message=sfn.TaskInput.from_object(
                 {
                     "execution": sfn.JsonPath.execution_id,
-                    INPUT_URI_FIELD: sfn.JsonPath.string_at(f"$.{INPUT_URI_FIELD}"),
+                    "input": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$$.Execution.Input")),
                     "error": sfn.JsonPath.string_at("$.failure.Error"),
                     "cause": sfn.JsonPath.string_at("$.failure.Cause"),
                 }
             ),
             result_path=sfn.JsonPath.DISCARD,
         )
-        failed = sfn.Fail(self, "TransformFailed", error="TransformJobFailed", cause_path="$.failure.Cause")
-        transform.add_catch(notify_failure.next(failed), errors=[sfn.Errors.ALL], result_path="$.failure")
-        return transform
+        # The execution fails with the error that stopped it (the job's, or InputOutsidePrefix) and its cause.
+        failed = sfn.Fail(self, "TransformFailed", error_path="$.failure.Error", cause_path="$.failure.Cause")
+        on_failure = notify_failure.next(failed)
+        transform.add_catch(on_failure, errors=[sfn.Errors.ALL], result_path="$.failure")
+        refuse_input = sfn.Pass(
+            self,
+            "InputOutsidePrefix",
+            parameters={
+                "Error": "InputOutsidePrefix",
+                "Cause": f'the execution input must be {{"{INPUT_URI_FIELD}": "{prefix_uri}..."}}: an S3 URI under '
+                "the input prefix, the only one the model's role may read",
+            },
+            result_path="$.failure",
+        )
+        return (
+            sfn.Choice(self, "CheckInput")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present(input_uri),
+                    sfn.Condition.is_string(input_uri),
+                    sfn.Condition.string_matches(input_uri, f"{prefix_uri}*"),
+                ),
+                transform,
+            )
+            .otherwise(refuse_input.next(on_failure))
+        )
 
-    def _grant(self, config: StageConfig, key: kms.IKey, execution_role: iam.IRole) -> None:
+    def _grant(self, config: StageConfig, key: kms.IKey) -> None:
         prefix = naming.transform_job_name_prefix(config)
-        self._allow(
+        allow(
+            self.policy,
             "RunTransformJobs",
             TRANSFORM_JOB_ACTIONS,
             [self._stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{prefix}*")],
             wildcard_reason="Transform jobs are named at run time after the execution; limited to the stage's "
             "job-name prefix in this account and region.",
         )
-        self._allow(
-            "PassExecutionRoleToSageMaker",
-            ("iam:PassRole",),
-            [execution_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
-        )
-        self._allow(
+        allow(
+            self.policy,
             "FollowTransformJobs",
             ("events:DescribeRule", "events:PutRule", "events:PutTargets"),
             [self._stack.format_arn(service="events", resource="rule", resource_name=SYNC_RULE)],
         )
-        self._allow("NotifyFailures", ("sns:Publish",), [self.failure_topic.topic_arn])
-        self._allow(
+        allow(self.policy, "NotifyFailures", ("sns:Publish",), [self.failure_topic.topic_arn])
+        allow(
+            self.policy,
             "GrantStageKeyToTransformJobs",
             ("kms:CreateGrant", "kms:DescribeKey"),
             [key.key_arn],
@@ -252,22 +305,8 @@ class BatchTransform(Construct):
                 "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
             },
         )
-        self._allow("DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
-        self._allow("PublishTraces", TRACING_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
-
-    def _allow(
-        self,
-        sid: str,
-        actions: tuple[str, ...],
-        resources: list[str],
-        *,
-        conditions: dict[str, Any] | None = None,
-        wildcard_reason: str = "",
-    ) -> None:
-        self.policy.add_statements(
-            iam.PolicyStatement(sid=sid, actions=list(actions), resources=resources, conditions=conditions)
-        )
-        acknowledge_wildcard_resources(self.policy, resources, wildcard_reason)
+        allow(self.policy, "DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
+        allow(self.policy, "PublishTraces", TRACING_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
 
     def _add_triggers(self, config: StageConfig, data: s3.IBucket) -> None:
         settings = config.inference.batch_transform
@@ -282,7 +321,9 @@ class BatchTransform(Construct):
                     detail_type=["Object Created"],
                     detail={
                         "bucket": {"name": [data.bucket_name]},
-                        "object": {"key": [{"prefix": settings.input_prefix}]},
+                        # The S3 console's "folders" are empty objects whose key ends in "/": transforming one
+                        # would transform the whole prefix. An empty object has nothing to transform either way.
+                        "object": {"key": [{"prefix": settings.input_prefix}], "size": [{"numeric": [">", 0]}]},
                     },
                 ),
                 targets=[self._start({INPUT_URI_FIELD: uploaded})],

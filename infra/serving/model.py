@@ -1,35 +1,48 @@
-"""The approved model package as a SageMaker model; every mode serves it."""
+"""The approved model package version as a SageMaker model; every mode serves it."""
 
 from __future__ import annotations
 
-from aws_cdk import aws_iam as iam
+from collections.abc import Mapping
+
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from infra.config import StageConfig
+from infra.config import VpcSettings
+from infra.serving.role import ServingRole
 
 
 class ServingModel(Construct):
-    """The package carries the serving image and the model artifact; the model runs as the stage's SageMaker execution
-    role, isolated from the network and in the VPC as the pipeline's jobs are."""
+    """The package carries the serving image and the model archive. The model runs as the serving role, cut off from
+    the network (the server needs none: SageMaker fetches the archive and image, and the requests come to it), and in
+    the stage's VPC when one is configured."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig, execution_role: iam.IRole) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        model_package_arn: str,
+        role: ServingRole,
+        vpc: VpcSettings | None,
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(scope, construct_id)
-        pipeline = config.pipeline
         self.model = sagemaker.CfnModel(
             self,
             "Model",
-            execution_role_arn=execution_role.role_arn,
+            execution_role_arn=role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
-                model_package_name=config.inference.model_package_arn
+                model_package_name=model_package_arn, environment=dict(environment) if environment else None
             ),
-            enable_network_isolation=pipeline.network_isolation,
+            enable_network_isolation=True,
             vpc_config=sagemaker.CfnModel.VpcConfigProperty(
-                subnets=pipeline.vpc.subnet_ids, security_group_ids=pipeline.vpc.security_group_ids
+                subnets=vpc.subnet_ids, security_group_ids=vpc.security_group_ids
             )
-            if pipeline.vpc
+            if vpc
             else None,
         )
+        # CreateModel checks that the role may pull the image and read the archive.
+        self.model.node.add_dependency(role.policy)
 
     @property
     def model_name(self) -> str:

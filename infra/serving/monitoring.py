@@ -14,6 +14,10 @@ from infra.naming import VARIANT_NAME, serving_dashboard_name
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 PERIOD = Duration.minutes(1)
+# Metrics that SageMaker does not publish for asynchronous endpoints (AWS: "Alarms and logs for tracking metrics from
+# asynchronous endpoints"), and the one it publishes per processed request instead.
+NOT_PUBLISHED_FOR_ASYNC = ("Invocations", "InvocationsPerInstance", "OverheadLatency")
+ASYNC_INVOCATIONS_METRIC = "InvocationsProcessed"
 
 
 def variant_metric(endpoint_name: str, metric_name: str, statistic: str, label: str | None = None) -> cloudwatch.Metric:
@@ -113,11 +117,21 @@ class ServingDashboard(Construct):
         super().__init__(scope, construct_id)
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=serving_dashboard_name(config))
 
-    def add_endpoint(self, title: str, endpoint_name: str, capacity: list[cloudwatch.IMetric]) -> None:
-        """Invocations, latency, errors, and the mode's capacity or backlog metrics."""
+    def add_endpoint(
+        self,
+        title: str,
+        endpoint_name: str,
+        capacity: list[cloudwatch.IMetric],
+        invocations: cloudwatch.IMetric | None = None,
+    ) -> None:
+        """Invocations (the variant's `Invocations` unless the mode publishes another), latency, errors, and the
+        mode's capacity or backlog metrics."""
         self._add_row(
             title,
-            self._graph(f"{title}: invocations", [variant_metric(endpoint_name, "Invocations", cloudwatch.Stats.SUM)]),
+            self._graph(
+                f"{title}: invocations",
+                [invocations or variant_metric(endpoint_name, "Invocations", cloudwatch.Stats.SUM)],
+            ),
             self._graph(
                 f"{title}: model latency (µs)",
                 [

@@ -13,10 +13,11 @@ from constructs import Construct
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import ArtifactPrefix
-from infra.serving.instances import supports_volume_kms_key
+from infra.instance_types import supports_volume_kms_key
 from infra.serving.model import ServingModel
 from infra.serving.monitoring import EndpointAlarms
-from infra.serving.scaling import ScalableDimension, variant_scalable_target
+from infra.serving.role import ServingRole
+from infra.serving.scaling import ScalableDimension, keep_scaled_capacity, variant_scalable_target
 from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 
 CAPTURED_CONTENT_TYPES = tuple(dict.fromkeys((*REQUEST_CONTENT_TYPES, *RESPONSE_CONTENT_TYPES)))
@@ -30,6 +31,7 @@ class RealtimeEndpoint(Construct):
         *,
         config: StageConfig,
         model: ServingModel,
+        role: ServingRole,
         key: kms.IKey,
         artifacts: s3.IBucket,
         alarm_topic: sns.ITopic,
@@ -59,6 +61,8 @@ class RealtimeEndpoint(Construct):
             kms_key_id=key.key_arn if supports_volume_kms_key(settings.instance_type) else None,
             data_capture_config=_data_capture(settings.data_capture_percent, key, artifacts),
         )
+        if settings.data_capture_percent:
+            role.write("WriteDataCapture", artifacts, ArtifactPrefix.DATA_CAPTURE)
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
@@ -83,6 +87,10 @@ class RealtimeEndpoint(Construct):
                 ),
             ),
         )
+        keep_scaled_capacity(self.endpoint)
+        self.scalable_target = None
+        if not settings.autoscaling:
+            return
         self.scalable_target = variant_scalable_target(
             self,
             endpoint=self.endpoint,

@@ -52,3 +52,12 @@ def variant_scalable_target(
     )
     target.node.add_dependency(endpoint)
     return target
+
+
+def keep_scaled_capacity(endpoint: sagemaker.CfnEndpoint) -> None:
+    """Updates keep the instance count that scaling reached (and the weights) instead of restarting at the new
+    config's initial count; data capture still follows the new config."""
+    endpoint.retain_all_variant_properties = True
+    endpoint.exclude_retained_variant_properties = [
+        sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type="DataCaptureConfig")
+    ]

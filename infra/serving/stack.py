@@ -5,21 +5,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import Aws, CfnOutput, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
 from infra.foundation.stack import FoundationStack
+from infra.naming import BucketPurpose
 from infra.serving import SERVING_SUMMARY_METADATA
 from infra.serving.asynchronous import AsyncEndpoint
 from infra.serving.batch_transform import BatchTransform
 from infra.serving.model import ServingModel
-from infra.serving.monitoring import ServingDashboard, endpoint_metric, variant_metric
+from infra.serving.monitoring import ASYNC_INVOCATIONS_METRIC, ServingDashboard, endpoint_metric, variant_metric
 from infra.serving.notifications import NotificationKey, alarm_topic
 from infra.serving.realtime import RealtimeEndpoint
+from infra.serving.role import ServingRole
 from infra.serving.serverless import ServerlessEndpoint
+from infra.serving.source import ServedModelSource
+from training_code.contract import MAX_PAYLOAD_VARIABLE
 
 NO_MODEL_PACKAGE = "no approved model package configured (inference.model_package_arn)"
 NO_MODE_ENABLED = "no inference mode enabled (inference.<mode>.enabled)"
@@ -46,17 +51,36 @@ class ServingStack(Stack):
         )
         inference = config.inference
         key = foundation.encryption.key
-        storage = foundation.storage
-        execution_role = foundation.roles.sagemaker_execution
+        data = self._stage_bucket(config, BucketPurpose.DATA)
+        artifacts = self._stage_bucket(config, BucketPurpose.ARTIFACTS)
         notification_key = NotificationKey(self, "NotificationKey", config=config)
         self.alarm_topic = alarm_topic(
             self, "AlarmTopic", key=notification_key.key, display_name=f"{config.resource_prefix}: serving alarms"
         )
-        self.model = ServingModel(self, "Model", config=config, execution_role=execution_role)
+        source = ServedModelSource.of(config)
+        own_version = source.resource_prefix == config.resource_prefix
+        self.role = ServingRole(
+            self,
+            "ServingRole",
+            role_name=naming.serving_role_name(config),
+            description=f"{config.resource_prefix}: the served model in every inference mode",
+            source=source,
+            source_key=key if own_version else None,
+            key=key,
+            in_vpc=config.pipeline.vpc is not None,
+        )
+        self.model = ServingModel(
+            self,
+            "Model",
+            model_package_arn=inference.model_package_arn,
+            role=self.role,
+            vpc=config.pipeline.vpc,
+        )
         dashboard = ServingDashboard(self, "Dashboard", config=config)
         served: list[str] = []
         outputs = {
             "ModelName": self.model.model_name,
+            "ServingRoleArn": self.role.role_arn,
             "AlarmTopicArn": self.alarm_topic.topic_arn,
             "DashboardName": naming.serving_dashboard_name(config),
         }
@@ -67,8 +91,9 @@ class ServingStack(Stack):
                 "Realtime",
                 config=config,
                 model=self.model,
+                role=self.role,
                 key=key,
-                artifacts=storage.artifacts,
+                artifacts=artifacts,
                 alarm_topic=self.alarm_topic,
             )
             name = realtime.endpoint_name
@@ -95,15 +120,25 @@ class ServingStack(Stack):
             served.append(f"serverless endpoint {name}")
 
         if inference.asynchronous.enabled:
+            # Its own model: the server's payload limit is the 1 GB of an asynchronous request, not 6 MB.
+            async_model = ServingModel(
+                self,
+                "AsyncModel",
+                model_package_arn=inference.model_package_arn,
+                role=self.role,
+                vpc=config.pipeline.vpc,
+                environment={MAX_PAYLOAD_VARIABLE: str(inference.asynchronous.max_payload_mb)},
+            )
+            outputs["AsyncModelName"] = async_model.model_name
             asynchronous = AsyncEndpoint(
                 self,
                 "Async",
                 config=config,
-                model=self.model,
+                model=async_model,
                 key=key,
-                artifacts=storage.artifacts,
+                artifacts=artifacts,
                 notification_key=notification_key,
-                execution_role=execution_role,
+                role=self.role,
                 alarm_topic=self.alarm_topic,
             )
             name = asynchronous.endpoint_name
@@ -115,6 +150,9 @@ class ServingStack(Stack):
                     endpoint_metric(name, "ApproximateBacklogSizePerInstance", cloudwatch.Stats.AVERAGE),
                     endpoint_metric(name, "ApproximateAgeOfOldestRequest", cloudwatch.Stats.MAXIMUM),
                 ],
+                # Asynchronous endpoints publish no Invocations (AWS: "Alarms and logs for tracking metrics from
+                # asynchronous endpoints"); they count the requests they processed.
+                invocations=endpoint_metric(name, ASYNC_INVOCATIONS_METRIC, cloudwatch.Stats.SUM),
             )
             outputs["AsyncEndpointName"] = name
             outputs["AsyncSuccessTopicArn"] = asynchronous.success_topic.topic_arn
@@ -128,9 +166,9 @@ class ServingStack(Stack):
                 config=config,
                 model=self.model,
                 key=key,
-                data=storage.data,
-                artifacts=storage.artifacts,
-                execution_role=execution_role,
+                data=data,
+                artifacts=artifacts,
+                role=self.role,
                 notification_key=notification_key,
                 alarm_topic=self.alarm_topic,
             )
@@ -142,3 +180,9 @@ class ServingStack(Stack):
         for output_name, value in outputs.items():
             CfnOutput(self, output_name, value=value)
         self.node.add_metadata(SERVING_SUMMARY_METADATA, "; ".join(served))
+
+    def _stage_bucket(self, config: StageConfig, purpose: BucketPurpose) -> s3.IBucket:
+        """The foundation's bucket by its deterministic name: the serving role's statements on it then render, and are
+        acknowledged, as cdk-nag reads them (a cross-stack reference resolves only at synth)."""
+        name = naming.bucket_name(config.resource_prefix, purpose, Aws.ACCOUNT_ID, Aws.REGION)
+        return s3.Bucket.from_bucket_name(self, f"{purpose.capitalize()}Bucket", name)

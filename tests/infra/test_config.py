@@ -18,6 +18,7 @@ from infra.config import (
     cdk_json_context,
     load_stage_configs,
 )
+from infra.framework_images import supported_regions
 
 
 def configs(context: dict[str, Any], **overrides: Any) -> dict[str, Any]:
@@ -80,7 +81,9 @@ def test_stage_selection(cdk_context):
 
 
 def test_project_name_override_renames_every_stage(cdk_context):
-    renamed = configs(cdk_context, project_name="fraud-ml")
+    # Without the test context's model packages, which are versions of the mlopskit groups.
+    served = {f"{stage}.inference.model_package_arn": None for stage in ("staging", "prod")}
+    renamed = configs(cdk_context, project_name="fraud-ml", **served)
     assert {config.resource_prefix for config in renamed.values()} == {
         "fraud-ml-dev",
         "fraud-ml-staging",
@@ -322,11 +325,22 @@ def test_a_stage_section_that_is_not_an_object_is_named(cdk_context):
     assert error_for(cdk_context, stages=stages) == "stages.dev = 'oops': expected an object of settings"
 
 
-@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "us-gov-west-1", "ap-southeast-2", "eusc-de-east-1"])
-def test_region_names_of_every_partition_are_accepted(cdk_context, region):
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"])
+def test_regions_with_the_framework_images_are_accepted(cdk_context, region):
     # Without the test context's model package, which lives in one region only.
     overrides = {"prod.region": region, "prod.inference.model_package_arn": None}
     assert configs(cdk_context, **overrides)["prod"].region == region
+
+
+@pytest.mark.parametrize("region", ["us-east-9", "us-gov-west-1", "cn-north-1"])
+def test_a_region_without_the_framework_images_is_refused_at_synth_naming_the_supported_ones(cdk_context, region):
+    """The template maps the framework images per region: an unmapped one would fail only at deploy."""
+    overrides = {"prod.region": region, "prod.inference.model_package_arn": None}
+    error = error_for(cdk_context, **overrides)
+    assert error.startswith(f"stages.prod.region = {region!r}: the pipeline's framework images (pytorch 2.8.0, ")
+    assert f"supported regions: {', '.join(supported_regions())}" in error
+    assert "eu-west-1" in supported_regions() and region not in supported_regions()
+    assert len(error.splitlines()) == 1
 
 
 def test_a_stage_serves_the_version_its_deployment_manifest_names_unless_the_context_names_one(tmp_path, monkeypatch):
@@ -353,3 +367,53 @@ def test_a_broken_deployment_manifest_fails_naming_the_file(tmp_path, monkeypatc
     (tmp_path / "prod.json").write_text('{"format_version": 1, "stage": "staging", "history": []}')
     with pytest.raises(StageConfigError, match=r"deployment manifest of prod: .*prod\.json: it names stage 'staging'"):
         load_stage_configs({**cdk_json_context(), "stage": "prod"})
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind", "suggestion"),
+    [
+        ("processing.instance_type", "ml.m5d.xlarge", "processing", "ml.m5.xlarge"),
+        ("inference.realtime.instance_type", "ml.m5.larg", "endpoint", "ml.m5.large"),
+        ("inference.asynchronous.instance_type", "ml.g5.xlarg", "endpoint", "ml.g5.xlarge"),
+        ("inference.batch_transform.instance_type", "ml.m5d.large", "batch transform", "ml.m5.large"),
+    ],
+)
+def test_instance_types_the_api_refuses_are_refused_at_synth(cdk_context, key, value, kind, suggestion):
+    """Checked against botocore's enum of the API that takes the type, as SageMaker checks it at run time."""
+    error = error_for(cdk_context, **{f"dev.{key}": value})
+    assert error.startswith(f"stages.dev.{key} = {value!r}: not a SageMaker {kind} instance type")
+    assert suggestion in error and len(error.splitlines()) == 1
+
+
+def test_a_processing_type_with_local_storage_is_accepted(cdk_context):
+    assert configs(cdk_context, **{"dev.processing.instance_type": "ml.g4dn.xlarge"})["dev"].processing
+
+
+def test_prod_serves_versions_of_staging_or_its_own_group_only(cdk_context):
+    arn = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/{}/4"
+    for group in ("mlopskit-staging-models", "mlopskit-prod-models"):
+        prod = configs(cdk_context, **{"prod.inference.model_package_arn": arn.format(group)})["prod"]
+        assert prod.inference.model_package_group == group
+    error = error_for(cdk_context, **{"prod.inference.model_package_arn": arn.format("mlopskit-dev-models")})
+    assert error == (
+        "stages.prod: inference.model_package_arn names a version of mlopskit-dev-models; prod serves versions of "
+        "mlopskit-prod-models or mlopskit-staging-models (the stages that grant it their model data, image and "
+        "registry)"
+    )
+    error = error_for(cdk_context, **{"staging.inference.model_package_arn": arn.format("mlopskit-prod-models")})
+    assert "staging serves versions of mlopskit-staging-models (" in error
+
+
+def test_a_version_of_the_stage_own_group_must_be_in_its_account(cdk_context):
+    arn = "arn:aws:sagemaker:eu-west-1:111111111111:model-package/mlopskit-staging-models/4"
+    overrides = {"staging.account": "222222222222", "staging.inference.model_package_arn": arn}
+    assert error_for(cdk_context, **overrides) == (
+        "stages.staging: inference.model_package_arn is a version of the stage's own group in account 111111111111, "
+        "but the stage deploys to account 222222222222"
+    )
+
+
+def test_async_payload_limit_is_at_most_what_asynchronous_inference_accepts(cdk_context):
+    assert configs(cdk_context)["staging"].inference.asynchronous.max_payload_mb == 1024
+    error = error_for(cdk_context, **{"staging.inference.asynchronous.max_payload_mb": "1025"})
+    assert error.startswith("stages.staging.inference.asynchronous.max_payload_mb = '1025'")

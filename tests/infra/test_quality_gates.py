@@ -77,6 +77,7 @@ def test_acknowledgements_are_few_kinds_each_with_a_reason(synthesized_app):
                 assert unit_path in {
                     "Roles/SageMakerExecution",
                     "Roles/PipelineExecution",
+                    "ServingRole/Policy",
                     "BatchTransform/StateMachinePolicy",
                 }
 

@@ -272,6 +272,31 @@ def test_resolve_prints_only_the_latest_approved_arn(aws):
     assert mlops("models", "resolve", "-s", "staging", "--version", "1").stdout == f"{first}\n"
 
 
+def test_resolve_addresses_a_staging_registry_of_named_account_by_its_arn(aws, monkeypatch):
+    """The delivery pipeline's synth runs in the tooling account; it finds staging's group in staging's account only
+    by ARN (the group's policy admits it there)."""
+    import pipelines.cli
+
+    context = pipelines.cli.cdk_json_context()
+    monkeypatch.setattr(
+        pipelines.cli, "cdk_json_context", lambda: {**context, "staging.account": ACCOUNT, "staging.region": REGION}
+    )
+    latest = approved(aws)
+    listed: list[str] = []
+
+    def record(params, **_) -> None:
+        listed.append(params["ModelPackageGroupName"])
+
+    event = "provide-client-params.sagemaker.ListModelPackages"
+    boto3.DEFAULT_SESSION.events.register(event, record)
+    try:
+        assert succeeded(mlops("models", "resolve", "--stage", "staging")) == f"{latest}\n"
+        assert succeeded(mlops("models", "resolve", "--stage", "staging", "--version", "1")) == f"{latest}\n"
+    finally:
+        boto3.DEFAULT_SESSION.events.unregister(event, record)
+    assert set(listed) == {f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{STAGING}"}
+
+
 def test_resolve_refuses_an_unapproved_version_or_an_empty_group(aws):
     refused(mlops("models", "resolve", "-s", "staging"), f"model package group {STAGING} has no Approved version")
     aws.register()

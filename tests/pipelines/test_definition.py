@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from infra.config import GPU_TRAINING_INSTANCE_TYPES, STAGE_NAMES
+from infra.instance_types import InstanceUse, accepted_instance_types, supports_volume_kms_key
 from pipelines import spec
 from pipelines.definition import PipelineTargets, pipeline_definition
 from training_code.contract import ACCURACY_JSON_PATH, REQUEST_CONTENT_TYPES
@@ -247,3 +248,32 @@ def test_sdk_workarounds_are_tied_to_the_pinned_sdk():
     ]
     assert pinned == [f"sagemaker=={sagemaker.__version__}"] == ["sagemaker==2.257.7"]
     assert sagemaker.utils.validate_sagemaker_config.__name__ == "validate_once"
+
+
+def with_processing_type(config, instance_type: str):
+    return config.model_copy(
+        update={"processing": config.processing.model_copy(update={"instance_type": instance_type})}
+    )
+
+
+@pytest.mark.parametrize(("instance_type", "volume_key"), [("ml.m5.xlarge", True), ("ml.g4dn.xlarge", False)])
+def test_processing_volumes_take_the_stage_key_unless_the_type_has_local_storage(
+    stage_configs, instance_type, volume_key
+):
+    """SageMaker refuses a volume key for types whose NVMe storage the hardware encrypts; the parameter then admits
+    only types of the same kind, so that no value it accepts makes the definition invalid."""
+    definition = pipeline_definition(with_processing_type(stage_configs["dev"], instance_type), TARGETS)
+    for step in (spec.StepName.PREPROCESS, spec.StepName.EVALUATE):
+        cluster = steps_of(definition)[step]["Arguments"]["ProcessingResources"]["ClusterConfig"]
+        assert ("VolumeKmsKeyId" in cluster) is volume_key
+    allowed = parameters_of(definition)["ProcessingInstanceType"]["EnumValues"]
+    assert instance_type in allowed
+    assert {supports_volume_kms_key(other) for other in allowed} == {volume_key}
+    assert set(allowed) <= set(accepted_instance_types(InstanceUse.PROCESSING))
+    kind = spec.parameter_specs(with_processing_type(stage_configs["dev"], instance_type), "bucket", "image")
+    (processing,) = [parameter for parameter in kind if parameter.name == "ProcessingInstanceType"]
+    other_kind = next(
+        t for t in accepted_instance_types(InstanceUse.PROCESSING) if supports_volume_kms_key(t) != volume_key
+    )
+    with pytest.raises(ValueError, match=r"is not allowed; allowed: one of \d+ values, e.g. "):
+        processing.parse(other_kind)

@@ -6,6 +6,7 @@ Plain ASGI on uvicorn (httptools parses HTTP): three routes need no framework, a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from training_code.contract import (
+    DEFAULT_MAX_PAYLOAD_MB,
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
     PING_PATH,
@@ -27,6 +29,9 @@ MAX_BODY_SETTING = "MLOPS_SERVING_MAX_BODY_BYTES"
 WORKERS_SETTING = "MLOPS_SERVING_WORKERS"
 MEGABYTE = 1024 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# Bodies above the real-time limit (asynchronous requests, up to 1 GB) are read, parsed and answered one at a time per
+# worker: each holds its body and its rows in memory, so a worker holds at most one such body however many arrive.
+LARGE_BODY_BYTES = DEFAULT_MAX_PAYLOAD_MB * MEGABYTE
 # Input is validated before the forward pass, so a failure there is the server's fault, not the client's.
 PREDICTION_FAILED = json.dumps({"error": "prediction failed; see the server log"}).encode()
 
@@ -74,6 +79,7 @@ class InferenceApp:
         self.batcher = MicroBatcher(predictor)
         self.schema = payload.Schema(predictor.feature_names, predictor.label_column)
         self.max_body_bytes = max_body_bytes
+        self.large_bodies = asyncio.Lock()
         self.execution_parameters = json.dumps(
             {
                 "MaxConcurrentTransforms": workers,
@@ -102,38 +108,55 @@ class InferenceApp:
 
     async def _invoke(self, scope: dict, receive, send) -> None:
         headers = dict(scope["headers"])
-        try:
-            content_type = payload.request_content_type(_header(headers, b"content-type"))
-            accept = payload.response_content_type(_header(headers, b"accept"), content_type)
-            body = await self._read_body(headers, receive)
-            features = payload.parse(body, content_type, self.schema)
-        except payload.PayloadError as error:
-            await _respond(send, error.status, error.body(), JSON_HEADERS)
-            return
-        try:
-            answer = payload.render(await self.batcher.logits(features), self.predictor.classes, accept)
-        except Exception:
-            log.exception("prediction failed for %d rows", len(features))
-            await _respond(send, 500, PREDICTION_FAILED, JSON_HEADERS)
-            return
-        await _respond(send, 200, answer, [(b"content-type", accept.encode())])
+        async with contextlib.AsyncExitStack() as large_body_turn:
+            try:
+                content_type = payload.request_content_type(_header(headers, b"content-type"))
+                accept = payload.response_content_type(_header(headers, b"accept"), content_type)
+                body = await self._read_body(headers, receive, large_body_turn)
+                features = payload.parse(body, content_type, self.schema)
+                del body
+            except payload.PayloadError as error:
+                await _respond(send, error.status, error.body(), JSON_HEADERS)
+                return
+            try:
+                answer = payload.render(await self.batcher.logits(features), self.predictor.classes, accept)
+            except Exception:
+                log.exception("prediction failed for %d rows", len(features))
+                await _respond(send, 500, PREDICTION_FAILED, JSON_HEADERS)
+                return
+            await _respond(send, 200, answer, [(b"content-type", accept.encode())])
 
-    async def _read_body(self, headers: dict[bytes, bytes], receive) -> bytes:
+    async def _read_body(
+        self, headers: dict[bytes, bytes], receive, large_body_turn: contextlib.AsyncExitStack
+    ) -> bytearray:
+        """The body in one buffer: sized by Content-Length up front (no second copy to join chunks), grown as it
+        arrives when the client sends none. A large body first waits for its turn (held until it is answered)."""
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise self._too_large(int(declared))
-        chunks, size, more = [], 0, True
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        if length is not None and length > self.max_body_bytes:
+            raise self._too_large(length)
+        waiting = True
+        if length is not None and length > LARGE_BODY_BYTES:
+            await large_body_turn.enter_async_context(self.large_bodies)
+            waiting = False
+        body = bytearray(length or 0)
+        size, more = 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 raise payload.PayloadError("the client disconnected before sending the whole body")
             chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise self._too_large(size)
-            chunks.append(chunk)
+            end = size + len(chunk)
+            if end > self.max_body_bytes:
+                raise self._too_large(end)
+            if waiting and end > LARGE_BODY_BYTES:
+                await large_body_turn.enter_async_context(self.large_bodies)
+                waiting = False
+            body[size:end] = chunk
+            size = end
             more = message.get("more_body", False)
-        return b"".join(chunks)
+        del body[size:]
+        return body
 
     def _too_large(self, size: int) -> payload.PayloadError:
         return payload.PayloadError(f"the body ({size} bytes or more) exceeds the limit of {self.max_body_bytes}", 413)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from typing import Any
 
 import pytest
 
 from infra.config import STAGE_NAMES
-from infra.foundation.layout import ArtifactPrefix, DataPrefix
+from infra.foundation.layout import JOB_ARTIFACT_PREFIXES, JOB_DATA_PREFIXES, ArtifactPrefix, DataPrefix
 
 
 def as_list(value: Any) -> list[Any]:
@@ -112,10 +110,10 @@ def test_object_access_is_limited_to_the_documented_prefixes(role_statements, st
     execution = role_statements(stage)["SageMakerExecution"]
     (data_bucket,) = object_arn_suffixes(execution["WriteProcessedData"])
     (artifacts_bucket,) = object_arn_suffixes(execution["PruneCheckpoints"])
-    assert object_arn_suffixes(execution["ReadData"]) == {data_bucket: {f"/{p}*" for p in DataPrefix}}
+    assert object_arn_suffixes(execution["ReadData"]) == {data_bucket: {f"/{p}*" for p in JOB_DATA_PREFIXES}}
     assert object_arn_suffixes(execution["WriteProcessedData"]) == {data_bucket: {f"/{DataPrefix.PROCESSED}*"}}
     assert object_arn_suffixes(execution["ReadWriteArtifacts"]) == {
-        artifacts_bucket: {f"/{p}*" for p in ArtifactPrefix}
+        artifacts_bucket: {f"/{p}*" for p in JOB_ARTIFACT_PREFIXES}
     }
     assert object_arn_suffixes(execution["PruneCheckpoints"]) == {artifacts_bucket: {f"/{ArtifactPrefix.CHECKPOINTS}*"}}
     pipeline = role_statements(stage)["PipelineExecution"]
@@ -125,9 +123,9 @@ def test_object_access_is_limited_to_the_documented_prefixes(role_statements, st
     listing = execution["ListStagePrefixes"]
     assert sorted(r["Fn::GetAtt"][0] for r in listing["Resource"]) == sorted([data_bucket, artifacts_bucket])
     prefixes = listing["Condition"]["StringLike"]["s3:prefix"]
-    for prefix in (*DataPrefix, *ArtifactPrefix):
+    for prefix in (*JOB_DATA_PREFIXES, *JOB_ARTIFACT_PREFIXES):
         assert {prefix.rstrip("/"), f"{prefix}*"} <= set(prefixes), "with or without the input URI's trailing slash"
-    assert len(prefixes) == 2 * len([*DataPrefix, *ArtifactPrefix])
+    assert len(prefixes) == 2 * len([*JOB_DATA_PREFIXES, *JOB_ARTIFACT_PREFIXES])
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
@@ -222,24 +220,9 @@ def test_without_a_vpc_there_are_no_ec2_permissions(role_statements):
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
-def test_the_execution_role_can_pull_the_serving_image_that_cdk_deploy_pushes(role_statements, synthesized_app, stage):
-    """Models get the image from the model package and pull it as the execution role."""
-    template_path = synthesized_app.stack(stage, "Pipeline").template_path
-    assets = json.loads(template_path.with_name(template_path.name.replace(".template.", ".assets.")).read_text())
-    ((image,),) = [list(entry["destinations"].values()) for entry in assets["dockerImages"].values()]
-    repository_arn = "arn:${AWS::Partition}:ecr:${AWS::Region}:${AWS::AccountId}:repository/" + image[
-        "repositoryName"
-    ].replace("${AWS::AccountId}", "123456789012").replace("${AWS::Region}", "eu-west-1")
+def test_jobs_pull_only_the_aws_framework_images(role_statements, stage):
+    """No job runs the serving image: the serving role pulls it (tests/infra/test_access_paths.py)."""
     execution = role_statements(stage)["SageMakerExecution"]
-    image_statements = [s for s in execution.values() if all(a.startswith("ecr:") for a in as_list(s["Action"]))]
-    (pull,) = [
-        statement
-        for statement in image_statements
-        if any(fnmatch.fnmatchcase(repository_arn, rendered(r)) for r in as_list(statement["Resource"]) if r != "*")
-    ]
-    assert sorted(as_list(pull["Action"])) == [
-        "ecr:BatchCheckLayerAvailability",
-        "ecr:BatchGetImage",
-        "ecr:GetDownloadUrlForLayer",
-    ]
+    pulls = {sid for sid, s in execution.items() if "ecr:BatchGetImage" in as_list(s["Action"])}
+    assert pulls == {"PullAwsFrameworkImages"}
     assert execution["AuthenticateToEcr"]["Action"] == "ecr:GetAuthorizationToken"

@@ -195,3 +195,34 @@ def test_the_image_tag_changes_with_the_serving_code_only(tmp_path):
     assert image_hash(context) == original
     (context / "contract.py").write_text((context / "contract.py").read_text() + "\nEXTRA = 1\n")
     assert image_hash(context) != original
+
+
+def group_policy(template: dict) -> dict | None:
+    (group,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::ModelPackageGroup"]
+    return group["Properties"].get("ModelPackageGroupPolicy")
+
+
+def test_in_one_account_the_registry_needs_no_resource_policy(synthesized_app):
+    assert {stage: group_policy(synthesized_app.template(stage, "Pipeline")) for stage in STAGE_NAMES} == dict.fromkeys(
+        STAGE_NAMES
+    )
+
+
+def test_staging_admits_the_prod_account_to_deploy_its_versions(delivery_app):
+    from tests.conftest import DELIVERY_REGION, PIPELINE_ACCOUNT, PROD_ACCOUNT
+
+    (statement,) = group_policy(delivery_app.template("Delivery/staging", "Pipeline"))["Statement"]
+    assert statement["Sid"] == "ProdDeploysVersions"
+    assert statement["Principal"] == {"AWS": f"arn:aws:iam::{PROD_ACCOUNT}:root"}
+    assert sorted(statement["Action"]) == [
+        "sagemaker:CreateModel",
+        "sagemaker:DescribeModelPackage",
+        "sagemaker:DescribeModelPackageGroup",
+        "sagemaker:ListModelPackages",
+    ]
+    prefix = f"arn:aws:sagemaker:{DELIVERY_REGION}:{PIPELINE_ACCOUNT}"
+    assert statement["Resource"] == [
+        f"{prefix}:model-package-group/mlopskit-staging-models",
+        f"{prefix}:model-package/mlopskit-staging-models/*",
+    ]
+    assert group_policy(delivery_app.template("Delivery/prod", "Pipeline")) is None

@@ -202,3 +202,23 @@ def test_app_exits_with_one_line_per_delivery_problem(cdk_context, tmp_path):
         "e.g. 123456789012",
         "invalid stage config: delivery.source.kind = 'svn': Input should be 'codecommit' or 'connection'",
     ]
+
+
+def test_delivery_without_any_account_synthesizes(cdk_context, tmp_path):
+    """Every stack environment-agnostic: the self-mutation acknowledgement names the template's own account, as
+    cdk-nag renders it, instead of a token that could not be a metadata key (a jsii traceback before)."""
+    from infra.cloud_assembly import security_findings, synthesized_stacks
+    from tests.conftest import NO_BUNDLING, synthesize
+
+    context = {**cdk_context, **NO_BUNDLING, **ENABLED, "stage": "staging,prod"}
+    for key in ("staging.inference.model_package_arn", "prod.inference.model_package_arn"):
+        context.pop(key, None)
+    assembly = synthesize(context, tmp_path)
+
+    assert security_findings(assembly) == []
+    (pipeline,) = [stack for stack in synthesized_stacks(assembly) if stack.display_name == "Delivery"]
+    assert pipeline.environment == "aws://unknown-account/eu-west-1"
+    assert any(
+        rule == "AwsSolutions-IAM5[Resource::arn:*:iam::<AWS::AccountId>:role/*]"
+        for _, rule, _ in pipeline.acknowledgements()
+    )

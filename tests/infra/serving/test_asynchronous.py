@@ -31,8 +31,10 @@ def test_results_and_failures_go_to_the_async_prefix_encrypted_and_announced(ser
     }
     output = async_inference["OutputConfig"]
     for path, prefix in ((output["S3OutputPath"], "output"), (output["S3FailurePath"], "failures")):
-        assert render(path).startswith("s3://${") and "StorageArtifacts" in render(path)
-        assert render(path).endswith(f"}}/async-inference/{prefix}/")
+        assert (
+            render(path)
+            == f"s3://mlopskit-{stage}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}/async-inference/{prefix}/"
+        )
     assert "EncryptionKey" in render(output["KmsKeyId"])
     assert "EncryptionKey" in render(config["KmsKeyId"])
     ids = topic_ids(serving, stage)
@@ -58,21 +60,17 @@ def test_topics_are_encrypted_and_refuse_plain_transport(serving, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_execution_role_may_publish_to_exactly_the_two_topics(serving, stage):
-    (policy,) = [
-        p["Properties"]
-        for i, p in serving(stage, "AWS::IAM::Policy").items()
-        if i.startswith("AsyncPublishNotifications")
-    ]
-    assert "RolesSageMakerExecution" in render(policy["Roles"][0])
-    (statement,) = policy["PolicyDocument"]["Statement"]
-    assert statement["Action"] == "sns:Publish"
-    assert sorted(r["Ref"] for r in statement["Resource"]) == sorted(topic_ids(serving, stage).values())
+def test_the_serving_role_may_publish_to_exactly_the_two_topics(serving, stage):
+    (policy,) = serving(stage, "AWS::IAM::Policy", "ServingRolePolicy").values()
+    (publish,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Action"] == "sns:Publish"]
+    assert publish["Sid"] == "PublishAsyncNotifications"
+    assert sorted(r["Ref"] for r in publish["Resource"]) == sorted(topic_ids(serving, stage).values())
+    (role_id,) = serving(stage, "AWS::IAM::Role", "ServingRole")
     key_policy = only(serving(stage, "AWS::KMS::Key"))["Properties"]["KeyPolicy"]["Statement"]
     (publishers,) = [s for s in key_policy if s["Sid"] == "RolesPublishToEncryptedTopics"]
-    assert any("RolesSageMakerExecution" in render(p) for p in publishers["Principal"]["AWS"])
+    assert {"Fn::GetAtt": [role_id, "Arn"]} in publishers["Principal"]["AWS"]
     endpoint = only(serving(stage, "AWS::SageMaker::Endpoint", "Async"))
-    assert endpoint["DependsOn"] == [next(i for i in serving(stage, "AWS::IAM::Policy", "AsyncPublish"))]
+    assert next(iter(serving(stage, "AWS::IAM::Policy", "ServingRolePolicy"))) in endpoint["DependsOn"]
 
 
 @pytest.mark.parametrize("stage", STAGES)

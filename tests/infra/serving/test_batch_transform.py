@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
-from infra.serving.batch_transform import LOG_DELIVERY_ACTIONS, TRACING_ACTIONS
+from infra.serving.batch_transform import EXECUTION_TAG, LOG_DELIVERY_ACTIONS, TRACING_ACTIONS
 from tests.infra.serving.conftest import only, render
 
 STAGES = ("staging", "prod")
@@ -35,11 +39,11 @@ def as_list(value: Any) -> list[Any]:
 def test_the_transform_runs_synchronously_on_the_model_as_configured(serving, stage_configs, stage):
     settings = stage_configs[stage].inference.batch_transform
     state = transform_state(serving, stage)
-    assert definition(serving, stage)["StartAt"] == "RunTransformJob"
+    assert definition(serving, stage)["StartAt"] == "CheckInput"
     assert state["Type"] == "Task"
     assert state["Resource"] == "arn:${AWS::Partition}:states:::sagemaker:createTransformJob.sync"
     parameters = state["Parameters"]
-    (model_id,) = serving(stage, "AWS::SageMaker::Model")
+    (model_id,) = serving(stage, "AWS::SageMaker::Model", "Model")
     assert parameters["ModelName"] == "${" + model_id + ".ModelName}"
     assert parameters["BatchStrategy"] == "MultiRecord"
     assert parameters["MaxPayloadInMB"] == settings.max_payload_mb
@@ -54,16 +58,22 @@ def test_the_transform_runs_synchronously_on_the_model_as_configured(serving, st
     assert parameters["TransformResources"]["InstanceCount"] == settings.instance_count
     assert "EncryptionKey" in parameters["TransformResources"]["VolumeKmsKeyId"]
     assert {tag["Key"] for tag in parameters["Tags"]} >= {"project", "stage"}
+    assert {"Key": EXECUTION_TAG, "Value.$": "$$.Execution.Name"} in parameters["Tags"]
 
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_each_execution_names_its_job_and_output_prefix(serving, stage):
+    """The job name hashes the execution's name: executions may have 80 characters and `_` or `.`, job names at
+    most 63 of letters, digits and hyphens (the API-model tests check the longest case)."""
     parameters = transform_state(serving, stage)["Parameters"]
-    assert parameters["TransformJobName.$"] == f"States.Format('mlopskit-{stage}-{{}}', $$.Execution.Name)"
+    assert parameters["TransformJobName.$"] == (
+        f"States.Format('mlopskit-{stage}-{{}}', States.Hash($$.Execution.Name, 'MD5'))"
+    )
     output = parameters["TransformOutput"]
-    path = output["S3OutputPath.$"]
-    assert path.startswith("States.Format('s3://${") and "StorageArtifacts" in path
-    assert path.endswith("}/batch-transform/output/{}/', $$.Execution.Name)")
+    assert output["S3OutputPath.$"] == (
+        f"States.Format('s3://mlopskit-{stage}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}"
+        "/batch-transform/output/{}/', $$.Execution.Name)"
+    )
     assert (output["Accept"], output["AssembleWith"]) == ("text/csv", "Line")
     assert "EncryptionKey" in output["KmsKeyId"]
 
@@ -79,7 +89,7 @@ def test_a_failure_is_published_then_fails_the_execution(serving, stage):
     assert notify["Parameters"]["TopicArn"] == "${" + topic_id + "}"
     assert notify["Parameters"]["Message"]["cause.$"] == "$.failure.Cause"
     assert notify["Next"] == "TransformFailed"
-    assert states["TransformFailed"] == {"Type": "Fail", "Error": "TransformJobFailed", "CausePath": "$.failure.Cause"}
+    assert states["TransformFailed"] == {"Type": "Fail", "ErrorPath": "$.failure.Error", "CausePath": "$.failure.Cause"}
     (key_id,) = serving(stage, "AWS::KMS::Key")
     assert serving(stage, "AWS::SNS::Topic")[topic_id]["Properties"]["KmsMasterKeyId"] == {
         "Fn::GetAtt": [key_id, "Arn"]
@@ -87,7 +97,8 @@ def test_a_failure_is_published_then_fails_the_execution(serving, stage):
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_the_role_runs_only_the_stage_transform_jobs_and_passes_only_the_execution_role(serving, stage):
+def test_the_role_runs_only_the_stage_transform_jobs_and_passes_no_role(serving, stage):
+    """CreateTransformJob takes no role (the job runs as the model's): the state machine may pass none."""
     granted = statements(serving, stage)
     jobs = granted["RunTransformJobs"]
     assert render(jobs["Resource"]).endswith(f":transform-job/mlopskit-{stage}-*")
@@ -98,10 +109,7 @@ def test_the_role_runs_only_the_stage_transform_jobs_and_passes_only_the_executi
         "sagemaker:ListTags",
         "sagemaker:StopTransformJob",
     ]
-    passing = granted["PassExecutionRoleToSageMaker"]
-    assert passing["Action"] == "iam:PassRole"
-    assert "RolesSageMakerExecution" in render(passing["Resource"])
-    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert not [sid for sid, statement in granted.items() if "iam:PassRole" in as_list(statement["Action"])]
     follow = granted["FollowTransformJobs"]
     assert sorted(follow["Action"]) == ["events:DescribeRule", "events:PutRule", "events:PutTargets"]
     assert render(follow["Resource"]).endswith(":rule/StepFunctionsGetEventsForSageMakerTransformJobsRule")
@@ -146,14 +154,19 @@ def test_uploads_under_the_input_prefix_start_an_execution_for_the_object(servin
     assert pattern["source"] == ["aws.s3"]
     assert pattern["detail-type"] == ["Object Created"]
     (bucket,) = pattern["detail"]["bucket"]["name"]
-    assert "StorageData" in render(bucket) and f"mlopskit-{stage}-foundation" in render(bucket)
-    assert pattern["detail"]["object"]["key"] == [{"prefix": settings.input_prefix}]
+    assert render(bucket) == f"mlopskit-{stage}-data-${{AWS::AccountId}}-${{AWS::Region}}"
+    assert pattern["detail"]["object"] == {
+        "key": [{"prefix": settings.input_prefix}],
+        "size": [{"numeric": [">", 0]}],
+    }
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"]["Ref"].startswith("BatchTransformStateMachine")
     transformer = target["InputTransformer"]
     assert transformer["InputPathsMap"] == {"detail-object-key": "$.detail.object.key"}
     template = json.loads(render(transformer["InputTemplate"]))
-    assert template["input_uri"].startswith("s3://${") and template["input_uri"].endswith("}/<detail-object-key>")
+    assert (
+        template["input_uri"] == f"s3://mlopskit-{stage}-data-${{AWS::AccountId}}-${{AWS::Region}}/<detail-object-key>"
+    )
 
 
 def test_a_schedule_transforms_the_whole_input_prefix_where_configured(serving, stage_configs):
@@ -179,3 +192,105 @@ def test_a_failed_execution_raises_an_alarm(serving, stage):
     assert properties["Dimensions"][0]["Value"]["Ref"].startswith("BatchTransformStateMachine")
     assert (properties["Threshold"], properties["EvaluationPeriods"]) == (1, 1)
     assert properties["AlarmActions"] == [{"Ref": next(iter(serving(stage, "AWS::SNS::Topic", "AlarmTopic")))}]
+
+
+# The state machine and the upload rule as AWS runs them (moto executes the definition and matches the pattern).
+
+ACCOUNT, REGION = "123456789012", "eu-west-1"
+DATA_BUCKET = f"mlopskit-staging-data-{ACCOUNT}-{REGION}"
+
+
+def concrete(text: str, topic_arn: str) -> str:
+    """The template's text with the account, region and failure topic in place (other references are not read)."""
+    text = text.replace("${AWS::AccountId}", ACCOUNT).replace("${AWS::Region}", REGION)
+    text = text.replace("${AWS::Partition}", "aws")
+    text = re.sub(r"\$\{BatchTransformFailureTopic[^}]*\}", topic_arn, text)
+    return re.sub(r"\$\{[^}]*\}", "not-read-here", text)
+
+
+def run_execution(sfn, state_machine_arn: str, name: str, execution_input: Any) -> dict[str, Any]:
+    """Runs an execution to its end (moto runs it in a thread) and adds the states it entered."""
+    arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(execution_input))
+    for _ in range(500):
+        events = sfn.get_execution_history(executionArn=arn["executionArn"])["events"]
+        if events and events[-1]["type"].startswith("Execution") and events[-1]["type"] != "ExecutionStarted":
+            break
+        time.sleep(0.01)
+    described = sfn.describe_execution(executionArn=arn["executionArn"])
+    described["states"] = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    return described
+
+
+def test_an_input_outside_the_input_prefix_is_refused_before_any_job_and_announced(serving):
+    state_machine = only(serving("staging", "AWS::StepFunctions::StateMachine"))
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sns, sqs = boto3.client("sns", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        topic = sns.create_topic(Name="failures")["TopicArn"]
+        queue = sqs.create_queue(QueueName="failures")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+        sfn = boto3.client("stepfunctions", region_name=REGION)
+        definition_text = concrete(render(state_machine["Properties"]["DefinitionString"]), topic)
+        arn = sfn.create_state_machine(
+            name="batch", definition=definition_text, roleArn=f"arn:aws:iam::{ACCOUNT}:role/batch"
+        )["stateMachineArn"]
+
+        refused = {
+            "raw-data": {"input_uri": f"s3://{DATA_BUCKET}/raw/customers.csv"},
+            "other-bucket": {"input_uri": "s3://someone-elses-bucket/batch-transform/input/x.csv"},
+            "no-uri": {},
+            "not-text": {"input_uri": ["s3://x"]},
+        }
+        for name, execution_input in refused.items():
+            execution = run_execution(sfn, arn, name, execution_input)
+            assert (execution["status"], execution["error"]) == ("FAILED", "InputOutsidePrefix"), name
+            assert f"s3://{DATA_BUCKET}/batch-transform/input/" in execution["cause"]
+            assert execution["states"] == ["CheckInput", "InputOutsidePrefix", "NotifyFailure", "TransformFailed"]
+            (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+            announced = json.loads(message["Body"])
+            assert announced["error"] == "InputOutsidePrefix"
+            assert json.loads(announced["input"]) == execution_input
+
+        accepted = run_execution(
+            sfn, arn, "in-prefix", {"input_uri": f"s3://{DATA_BUCKET}/batch-transform/input/a.csv"}
+        )
+        # moto runs no SageMaker job: the execution fails past the check, in the transform task it let it reach.
+        assert accepted["states"][0] == "CheckInput" and "InputOutsidePrefix" not in accepted["states"]
+        assert accepted.get("error") != "InputOutsidePrefix"
+
+
+def upload_event(key: str, size: int) -> dict[str, Any]:
+    """An "Object Created" event as S3 sends it to EventBridge."""
+    return {
+        "Source": "aws.s3",
+        "DetailType": "Object Created",
+        "Resources": [f"arn:aws:s3:::{DATA_BUCKET}"],
+        "Detail": json.dumps({"bucket": {"name": DATA_BUCKET}, "object": {"key": key, "size": size}}),
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "size", "started"),
+    [
+        ("batch-transform/input/day-1.csv", 1024, True),
+        ("batch-transform/input/", 0, False),  # the S3 console's "folder": a transform of the whole prefix
+        ("batch-transform/input/empty.csv", 0, False),
+        ("raw/day-1.csv", 1024, False),
+    ],
+)
+def test_uploads_start_a_transform_but_folders_and_empty_objects_do_not(serving, key, size, started):
+    """EventBridge (moto) evaluates the synthesized pattern, with a queue standing in for the state machine."""
+    (rule,) = serving("staging", "AWS::Events::Rule", "BatchTransformOnUpload").values()
+    pattern = concrete(json.dumps(rule["Properties"]["EventPattern"]), "")
+    with mock_aws():
+        events, sqs = boto3.client("events", region_name=REGION), boto3.client("sqs", region_name=REGION)
+        queue_url = sqs.create_queue(QueueName="state-machine-stand-in")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="uploads", EventPattern=pattern, State="ENABLED")
+        events.put_targets(Rule="uploads", Targets=[{"Id": "batch", "Arn": queue_arn}])
+
+        assert events.put_events(Entries=[upload_event(key, size)])["FailedEntryCount"] == 0
+        messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+
+    assert len(messages) == (1 if started else 0)

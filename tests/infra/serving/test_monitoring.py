@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from infra.serving.monitoring import ASYNC_INVOCATIONS_METRIC, NOT_PUBLISHED_FOR_ASYNC
 from tests.infra.serving.conftest import only, render
 
 STAGES = ("staging", "prod")
@@ -126,3 +127,28 @@ def test_dashboard_graphs_read_the_stage_endpoints(serving, stage):
         "ExecutionsFailed",
     }
     assert all(metric[3] == f"mlopskit-{stage}-async" for metric in graphs["Asynchronous: capacity"])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_nothing_reads_a_metric_that_asynchronous_endpoints_do_not_publish(serving, stage):
+    """AWS: "Any metric not listed below is not published if the endpoint is enabled for asynchronous inference" —
+    Invocations among them; an async graph of it would stay empty. It counts InvocationsProcessed instead."""
+    async_endpoint = f"mlopskit-{stage}-async"
+    widgets = json.loads(render(dashboard(serving, stage)["DashboardBody"]))["widgets"]
+    async_metrics = [
+        metric
+        for widget in widgets
+        if widget["type"] == "metric"
+        for metric in widget["properties"]["metrics"]
+        if async_endpoint in metric
+    ]
+    async_metrics += [
+        (alarm["Properties"]["MetricName"],) for alarm in serving(stage, "AWS::CloudWatch::Alarm", "Async").values()
+    ]
+    names = {part for metric in async_metrics for part in metric if isinstance(part, str)}
+    assert ASYNC_INVOCATIONS_METRIC in names
+    assert not names & set(NOT_PUBLISHED_FOR_ASYNC)
+    (invocations,) = [w for w in widgets if w.get("properties", {}).get("title") == "Asynchronous: invocations"]
+    assert [m[:4] for m in invocations["properties"]["metrics"]] == [
+        ["AWS/SageMaker", ASYNC_INVOCATIONS_METRIC, "EndpointName", async_endpoint]
+    ]

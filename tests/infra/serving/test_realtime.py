@@ -10,7 +10,6 @@ from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
 
 STAGES = ("staging", "prod")
 STAGE_KEY = "EncryptionKey"
-ARTIFACTS_BUCKET = "StorageArtifacts"
 
 
 def endpoint_config(serving, stage: str) -> dict:
@@ -21,7 +20,7 @@ def endpoint_config(serving, stage: str) -> dict:
 def test_one_variant_of_the_model_on_the_configured_instances(serving, stage_configs, stage):
     settings = stage_configs[stage].inference.realtime
     (variant,) = endpoint_config(serving, stage)["ProductionVariants"]
-    (model_id,) = serving(stage, "AWS::SageMaker::Model")
+    (model_id,) = serving(stage, "AWS::SageMaker::Model", "Model")
     assert variant == {
         "VariantName": "AllTraffic",
         "ModelName": {"Fn::GetAtt": [model_id, "ModelName"]},
@@ -49,8 +48,8 @@ def test_data_capture_of_requests_and_responses_to_the_artifacts_bucket(serving,
     assert capture["EnableCapture"] is True
     assert capture["InitialSamplingPercentage"] == stage_configs[stage].inference.realtime.data_capture_percent
     destination = render(capture["DestinationS3Uri"])
-    assert destination.startswith("s3://${") and ARTIFACTS_BUCKET in destination
-    assert destination.endswith("}/data-capture"), "SageMaker appends /<endpoint>/<variant>/<date>/"
+    # SageMaker appends /<endpoint>/<variant>/<date>/.
+    assert destination == f"s3://mlopskit-{stage}-artifacts-${{AWS::AccountId}}-${{AWS::Region}}/data-capture"
     assert STAGE_KEY in render(capture["KmsKeyId"])
     assert capture["CaptureOptions"] == [{"CaptureMode": "Input"}, {"CaptureMode": "Output"}]
     headers = capture["CaptureContentTypeHeader"]
@@ -119,3 +118,41 @@ def test_instances_scale_between_the_configured_bounds_on_invocations_per_instan
         "ScaleInCooldown": settings.scale_in_cooldown_seconds,
         "ScaleOutCooldown": settings.scale_out_cooldown_seconds,
     }
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_updates_keep_the_scaled_instance_count_and_take_data_capture_from_the_new_config(serving, stage):
+    """Without retention every promotion would restart the fleet at min_capacity, however far it had scaled out."""
+    endpoint = only(serving(stage, "AWS::SageMaker::Endpoint", "Realtime"))["Properties"]
+    assert endpoint["RetainAllVariantProperties"] is True
+    assert endpoint["ExcludeRetainedVariantProperties"] == [{"VariantPropertyType": "DataCaptureConfig"}]
+
+
+def test_without_autoscaling_there_is_no_scalable_target_for_an_instance_type_change(cdk_context):
+    """Application Auto Scaling refuses an update that changes a scaled variant's instance type: one deploy with
+    autoscaling off deregisters the variant, the next changes the type (README: changing an instance type)."""
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from infra.assembly import build_app
+    from tests.conftest import NO_BUNDLING
+
+    context = {
+        **cdk_context,
+        **NO_BUNDLING,
+        "stage": "staging",
+        "staging.inference.realtime.autoscaling": "false",
+        "staging.inference.asynchronous.autoscaling": "false",
+    }
+    (stage,) = build_app(App(context=context))
+    template = Template.from_stack(stage.serving).to_json()["Resources"]
+    types = [resource["Type"] for resource in template.values()]
+    assert "AWS::ApplicationAutoScaling::ScalableTarget" in types, "serverless provisioned concurrency still scales"
+    targets = [r for r in template.values() if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]
+    assert [t["Properties"]["ScalableDimension"] for t in targets] == [
+        "sagemaker:variant:DesiredProvisionedConcurrency"
+    ]
+    endpoints = [r["Properties"] for r in template.values() if r["Type"] == "AWS::SageMaker::Endpoint"]
+    assert all(
+        e.get("RetainAllVariantProperties") for e in endpoints if e["EndpointName"].endswith(("realtime", "async"))
+    )

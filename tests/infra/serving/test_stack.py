@@ -75,11 +75,11 @@ def test_disabled_modes_leave_nothing_behind(serving, stage_configs):
 def test_outputs_name_the_endpoints_state_machine_and_topics(synthesized_app, stage_configs, stage):
     outputs = synthesized_app.template(stage, "Serving")["Outputs"]
     inference = stage_configs[stage].inference
-    expected = {"ModelName", "AlarmTopicArn", "DashboardName", "RealtimeEndpointName"}
+    expected = {"ModelName", "ServingRoleArn", "AlarmTopicArn", "DashboardName", "RealtimeEndpointName"}
     if inference.serverless.enabled:
         expected.add("ServerlessEndpointName")
     if inference.asynchronous.enabled:
-        expected |= {"AsyncEndpointName", "AsyncSuccessTopicArn", "AsyncErrorTopicArn"}
+        expected |= {"AsyncModelName", "AsyncEndpointName", "AsyncSuccessTopicArn", "AsyncErrorTopicArn"}
     if inference.batch_transform.enabled:
         expected |= {"BatchTransformStateMachineArn", "BatchTransformFailureTopicArn"}
     assert set(outputs) == expected

@@ -220,3 +220,102 @@ def test_ping_and_execution_parameters(predictor: Predictor) -> None:
     status, _, body, _ = asyncio.run(call(app, "GET", EXECUTION_PARAMETERS_PATH))
     assert status == 200
     assert json.loads(body) == {"MaxConcurrentTransforms": 5, "BatchStrategy": "MULTI_RECORD", "MaxPayloadInMB": 3}
+
+
+# Large (asynchronous) bodies: one at a time per worker, so a worker's memory holds at most one of them.
+
+
+async def traced_call(app, name: str, body: bytes, trace: list[str], chunk: int = 1 << 20) -> int:
+    """A request with Content-Length, sent in chunks; records when the app reads its body and when it answers."""
+    chunks = [body[start : start + chunk] for start in range(0, len(body), chunk)]
+    messages = [
+        {"type": "http.request", "body": part, "more_body": i < len(chunks) - 1} for i, part in enumerate(chunks)
+    ]
+    status = 0
+
+    async def receive() -> dict:
+        trace.append(f"{name} reads")
+        await asyncio.sleep(0)  # another request may run between two chunks
+        return messages.pop(0)
+
+    async def send(message: dict) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        else:
+            trace.append(f"{name} answered")
+
+    headers = [(b"content-type", CSV.encode()), (b"content-length", str(len(body)).encode())]
+    await app({"type": "http", "method": "POST", "path": INVOCATIONS_PATH, "headers": headers}, receive, send)
+    return status
+
+
+def trace_of_two(predictor: Predictor, trained_model: TrainedModel, size: int) -> list[str]:
+    app = InferenceApp(predictor, max_body_bytes=64 << 20)
+    line = (trained_model.rows.csv_lines([0])[0] + "\n").encode()
+    body = line * (size // len(line))
+    trace: list[str] = []
+
+    async def both() -> list[int]:
+        return await asyncio.gather(traced_call(app, "first", body, trace), traced_call(app, "second", body, trace))
+
+    assert asyncio.run(both()) == [200, 200]
+    return trace
+
+
+def test_large_bodies_are_read_and_answered_one_at_a_time(predictor: Predictor, trained_model: TrainedModel) -> None:
+    trace = trace_of_two(predictor, trained_model, size=7 << 20)
+
+    first_answered = trace.index("first answered")
+    assert "second reads" not in trace[:first_answered]
+    assert trace[-1] == "second answered"
+
+
+def test_small_bodies_are_read_together(predictor: Predictor, trained_model: TrainedModel) -> None:
+    trace = trace_of_two(predictor, trained_model, size=3 << 20)
+
+    assert "second reads" in trace[: trace.index("first answered")]
+
+
+def test_a_large_body_without_length_waits_its_turn_once_it_grows_large(
+    predictor: Predictor, trained_model: TrainedModel
+) -> None:
+    app = InferenceApp(predictor, max_body_bytes=64 << 20)
+    line = (trained_model.rows.csv_lines([0])[0] + "\n").encode()
+    large, small = line * ((9 << 20) // len(line)), line * 10
+    trace: list[str] = []
+
+    async def chunked(name: str, body: bytes) -> int:
+        chunks = [body[start : start + (1 << 20)] for start in range(0, len(body), 1 << 20)]
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+
+        async def receive() -> dict:
+            trace.append(f"{name} reads")
+            await asyncio.sleep(0)
+            return messages.pop(0)
+
+        async def send(message: dict) -> None:
+            if message["type"] == "http.response.body":
+                trace.append(f"{name} answered")
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": INVOCATIONS_PATH,
+            "headers": [(b"content-type", b"text/csv")],
+        }
+        await app(scope, receive, send)
+        return 0
+
+    async def scenario() -> None:
+        holder = asyncio.create_task(traced_call(app, "holder", large, trace))
+        await asyncio.sleep(0)
+        await asyncio.gather(holder, chunked("unsized", large), chunked("small", small))
+
+    asyncio.run(scenario())
+
+    holder_answered = trace.index("holder answered")
+    unsized_reads = [index for index, event in enumerate(trace) if event == "unsized reads"]
+    # It reads up to the large-body size while the holder works, then waits; the small one never waits.
+    assert unsized_reads[0] < holder_answered < unsized_reads[-1]
+    assert trace.index("small answered") < holder_answered

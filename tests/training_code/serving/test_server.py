@@ -459,6 +459,19 @@ def test_a_chunked_body_under_the_limit_is_served(limited_server: ServerProcess,
     assert set(labels) == set(trained_model.rows.reference_labels([3]))
 
 
+def test_an_asynchronous_size_body_is_served_where_the_variable_allows_it(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """The asynchronous model sets SAGEMAKER_MAX_PAYLOAD_IN_MB above real-time's 6 MB (infra/serving/stack.py)."""
+    port = free_port()
+    environment = server_environment(**{MAX_PAYLOAD_VARIABLE: "24", PORT_VARIABLE: str(port), WORKERS_VARIABLE: "1"})
+    body = csv_body_of_size(trained_model.rows, 20 * MEGABYTE)
+    with running_server(tmp_path, "--model-dir", str(trained_model.model_dir), port=port, environment=environment) as s:
+        labels, _ = answer_of(s.invoke(body, CSV))
+        check_error(s.invoke(csv_body_of_size(trained_model.rows, 24 * MEGABYTE + 1), CSV), 413)
+    assert labels == trained_model.rows.reference_labels([0]) * len([line for line in body.splitlines() if line])
+
+
 # Shutdown.
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from infra.serving.instances import supports_volume_kms_key
+from infra.instance_types import supports_volume_kms_key
 
 
 @pytest.mark.parametrize(
