@@ -30,7 +30,7 @@ from infra import manifest
 from infra.foundation.layout import DataPrefix
 from infra.framework_images import images_described, supported_regions
 from infra.instance_types import InstanceUse, instance_type_problem
-from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
+from training_code.contract import LINE_CONTENT_TYPES, TRANSFORM_PAYLOAD_LIMIT_MB
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
@@ -207,7 +207,7 @@ _JSON_PATH = re.compile(r"^\$\S*$")
 # S3 keys that may stand in an IAM resource ARN and an EventBridge prefix filter as they are.
 _S3_PREFIX = re.compile(r"^(?:[a-zA-Z0-9!_.()-]+/)+$")
 # SageMaker's limit on a transform job's in-flight data: MaxPayloadInMB x MaxConcurrentTransforms.
-TRANSFORM_IN_FLIGHT_LIMIT_MB = 100
+TRANSFORM_IN_FLIGHT_LIMIT_MB = TRANSFORM_PAYLOAD_LIMIT_MB
 # SageMaker's limit on an asynchronous request's payload (the object InvokeEndpointAsync names in S3).
 ASYNC_PAYLOAD_LIMIT_MB = 1024
 
@@ -243,13 +243,11 @@ def _batch_input_prefix(value: str) -> str:
     return value
 
 
-def _content_type_in(allowed: tuple[str, ...]) -> AfterValidator:
-    def check(value: str) -> str:
-        if value not in allowed:
-            raise ValueError(f"not a content type the serving container handles; allowed: {', '.join(allowed)}")
-        return value
-
-    return AfterValidator(check)
+def _line_content_type(value: str) -> str:
+    if value not in LINE_CONTENT_TYPES:
+        allowed = ", ".join(LINE_CONTENT_TYPES)
+        raise ValueError(f"not a content type batch transform can split and join by line; allowed: {allowed}")
+    return value
 
 
 ModelPackageArn = Annotated[str, AfterValidator(_model_package_arn)]
@@ -340,8 +338,9 @@ class BatchTransform(_Section):
     instance_type: TransformInstanceType = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1, le=100)
     input_prefix: Annotated[str, AfterValidator(_batch_input_prefix)] = f"{DataPrefix.BATCH_TRANSFORM}input/"
-    content_type: Annotated[str, _content_type_in(REQUEST_CONTENT_TYPES)] = "text/csv"
-    accept: Annotated[str, _content_type_in(RESPONSE_CONTENT_TYPES)] = "text/csv"
+    # Split by line and joined line by line with the input: a type with one record per line, in and out.
+    content_type: Annotated[str, AfterValidator(_line_content_type)] = "text/csv"
+    accept: Annotated[str, AfterValidator(_line_content_type)] = "text/csv"
     max_payload_mb: int = Field(default=6, ge=1, le=TRANSFORM_IN_FLIGHT_LIMIT_MB)
     max_concurrent_transforms: int = Field(default=1, ge=1)
     input_filter: JsonPath = "$"

@@ -53,12 +53,20 @@ def channel_variable(channel: str) -> str:
     return CHANNEL_VARIABLE.format(name=channel.upper())
 
 
-# What the serving container accepts and answers (registered with every model package version).
+# What the serving container accepts and answers (registered with every model package version). NumPy's formats are
+# what the SageMaker SDK's PyTorch and NumPy serializers send and its NumpyDeserializer reads.
 CSV = "text/csv"
 JSON = "application/json"
 JSON_LINES = "application/jsonlines"
-REQUEST_CONTENT_TYPES = (CSV, JSON, JSON_LINES)
-RESPONSE_CONTENT_TYPES = (CSV, JSON, JSON_LINES)
+NPY = "application/x-npy"
+NPZ = "application/x-npz"
+REQUEST_CONTENT_TYPES = (CSV, JSON, JSON_LINES, NPY, NPZ)
+RESPONSE_CONTENT_TYPES = (CSV, JSON, JSON_LINES, NPY)
+# Batch transform splits its input by line and joins each output line with its input line: text with one record per
+# line, in and out.
+LINE_CONTENT_TYPES = (CSV, JSON_LINES)
+# Content types whose records data capture stores as text (the others are stored base64-encoded).
+TEXT_CONTENT_TYPES = (CSV, JSON, JSON_LINES)
 
 # Serving container (SageMaker hosting): `serve` argument, fixed paths, port and worker count from the environment.
 SERVE_COMMAND = "serve"
@@ -71,6 +79,12 @@ WORKERS_VARIABLE = "SAGEMAKER_MODEL_SERVER_WORKERS"
 # Batch transform tells the container its payload limit; real-time payloads are at most 6 MB.
 MAX_PAYLOAD_VARIABLE = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 DEFAULT_MAX_PAYLOAD_MB = 6
+# The response type for a request that names none (or */*), where SageMaker's containers read it from.
+DEFAULT_ACCEPT_VARIABLE = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+# Set to "true" by batch transform (AWS: "Custom Inference Code with Batch Transform").
+BATCH_VARIABLE = "SAGEMAKER_BATCH"
+# CreateTransformJob's limits: MaxPayloadInMB at most 100, and MaxPayloadInMB x MaxConcurrentTransforms at most 100.
+TRANSFORM_PAYLOAD_LIMIT_MB = 100
 
 # evaluation.json sections (SageMaker's model-quality format) and where the pipeline's condition reads accuracy.
 MULTICLASS_METRICS = "multiclass_classification_metrics"

@@ -18,9 +18,7 @@ from infra.serving.model import ServingModel
 from infra.serving.monitoring import EndpointAlarms
 from infra.serving.role import ServingRole
 from infra.serving.scaling import ScalableDimension, keep_scaled_capacity, variant_scalable_target
-from training_code.contract import REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
-
-CAPTURED_CONTENT_TYPES = tuple(dict.fromkeys((*REQUEST_CONTENT_TYPES, *RESPONSE_CONTENT_TYPES)))
+from training_code.contract import TEXT_CONTENT_TYPES
 
 
 class RealtimeEndpoint(Construct):
@@ -124,7 +122,7 @@ def _data_capture(
             sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode=mode) for mode in ("Input", "Output")
         ],
         capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
-            csv_content_types=[t for t in CAPTURED_CONTENT_TYPES if t.endswith("/csv")],
-            json_content_types=[t for t in CAPTURED_CONTENT_TYPES if "json" in t],
+            csv_content_types=[t for t in TEXT_CONTENT_TYPES if t.endswith("/csv")],
+            json_content_types=[t for t in TEXT_CONTENT_TYPES if "json" in t],
         ),
     )

@@ -236,8 +236,8 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
         ),
         (
             {"dev.inference.batch_transform.content_type": "text/plain"},
-            "stages.dev.inference.batch_transform.content_type = 'text/plain': not a content type the serving "
-            "container handles; allowed: text/csv, application/json, application/jsonlines",
+            "stages.dev.inference.batch_transform.content_type = 'text/plain': not a content type batch transform "
+            "can split and join by line; allowed: text/csv, application/jsonlines",
         ),
         (
             {"dev.inference.batch_transform.input_prefix": "raw/"},
@@ -417,3 +417,15 @@ def test_async_payload_limit_is_at_most_what_asynchronous_inference_accepts(cdk_
     assert configs(cdk_context)["staging"].inference.asynchronous.max_payload_mb == 1024
     error = error_for(cdk_context, **{"staging.inference.asynchronous.max_payload_mb": "1025"})
     assert error.startswith("stages.staging.inference.asynchronous.max_payload_mb = '1025'")
+
+
+@pytest.mark.parametrize("key", ["content_type", "accept"])
+@pytest.mark.parametrize("value", ["application/json", "application/x-npy"])
+def test_batch_transform_takes_only_types_with_one_record_per_line(cdk_context, key, value):
+    """SplitType=Line and JoinSource=Input split the input and join the answers line by line: a JSON document or a
+    NumPy array is not one record per line."""
+    error = error_for(cdk_context, **{f"staging.inference.batch_transform.{key}": value})
+    assert error == (
+        f"stages.staging.inference.batch_transform.{key} = {value!r}: not a content type batch transform can split "
+        "and join by line; allowed: text/csv, application/jsonlines"
+    )

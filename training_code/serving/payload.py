@@ -1,55 +1,42 @@
-"""Request bodies to feature rows, predictions to response bodies; every rejection names the row and column."""
+"""Request bodies to feature rows; every rejection names the row and column.
+
+Line-based bodies (CSV, JSON Lines) keep where each input line went (`Parsed.lines`): the answer has one line per
+input line, so that batch transform's JoinSource=Input pairs every input line with its own answer. A blank line is
+answered with a blank line, a CSV header with the label column's name. Large bodies are read in line-aligned pieces
+(`parse_pieces`), so that the text of only one piece exists at a time beside the body.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from training_code.contract import CSV, JSON, JSON_LINES, REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
-from training_code.serving.predictor import softmax
+from training_code.contract import CSV, JSON, JSON_LINES, NPY, NPZ, REQUEST_CONTENT_TYPES, RESPONSE_CONTENT_TYPES
+from training_code.serving import arrays
+from training_code.serving.errors import PayloadError
+from training_code.serving.schema import Schema
 
 # Media types that clients send for the same formats.
 CONTENT_TYPE_ALIASES = {"application/x-jsonlines": JSON_LINES, "application/jsonl": JSON_LINES}
-PROBABILITY_DECIMALS = 6
-
-
-class PayloadError(ValueError):
-    """A request the server cannot answer; `status` is the HTTP status (4xx) to answer with."""
-
-    def __init__(self, message: str, status: int = 400, row: int | None = None, column: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.row = row
-        self.column = column
-
-    def body(self) -> bytes:
-        error: dict[str, object] = {"error": str(self)}
-        if self.row is not None:
-            error["row"] = self.row
-        if self.column is not None:
-            error["column"] = self.column
-        return json.dumps(error).encode()
+# Where an input line went, besides a row: nowhere (a blank line), or the header.
+BLANK_LINE = -1
+HEADER_LINE = -2
+# A piece of a large body: its text, its lines and their numbers exist one piece at a time.
+PIECE_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class Schema:
-    """What a request must provide: the model's features, in order; the label column is allowed and ignored."""
+class Parsed:
+    """Feature rows (float64, in the model's feature order) and, for line-based bodies, per input line its row in
+    `features`, BLANK_LINE or HEADER_LINE."""
 
-    feature_names: tuple[str, ...]
-    label_column: str
-
-    @cached_property
-    def columns(self) -> frozenset[str]:
-        return frozenset((*self.feature_names, self.label_column))
-
-    def describe_column(self, column: int) -> str:
-        return f"column {column} ({self.feature_names[column - 1]})" if column <= len(self.feature_names) else ""
+    features: np.ndarray
+    lines: np.ndarray | None = None
 
 
 def media_type(header: str | None) -> str:
@@ -69,11 +56,13 @@ def request_content_type(header: str | None) -> str:
     return content_type
 
 
-def response_content_type(accept: str | None, content_type: str) -> str:
+def response_content_type(accept: str | None, content_type: str, default: str | None = None) -> str:
     """The supported type that Accept rates highest (RFC 9110: the most specific range that matches sets a type's
-    q-value); on a tie, or with no Accept, the request's own type."""
-    if not accept or not accept.strip() or accept == "*/*":
-        return content_type
+    q-value). With no Accept, or `*/*`, and on a tie: `default` (SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT) where set,
+    else the request's own type (NumPy's for an .npz request, which is no answer type)."""
+    preferred = default or (content_type if content_type in RESPONSE_CONTENT_TYPES else NPY)
+    if not accept or not accept.strip() or accept.strip() == "*/*":
+        return preferred
     if accept in RESPONSE_CONTENT_TYPES:
         return accept
     ranges = [_media_range(item, accept) for item in accept.split(",") if item.strip()]
@@ -94,8 +83,8 @@ def response_content_type(accept: str | None, content_type: str) -> str:
                 best_specificity, best = specificity, (range_quality, -position)
         return best
 
-    # max() keeps the first of equals: the request's own type wins a tie.
-    candidates = [content_type, *(kind for kind in RESPONSE_CONTENT_TYPES if kind != content_type)]
+    # max() keeps the first of equals: the preferred type wins a tie.
+    candidates = [preferred, *(kind for kind in RESPONSE_CONTENT_TYPES if kind != preferred)]
     best = max(candidates, key=preference)
     if preference(best)[0] <= 0:
         supported = ", ".join(RESPONSE_CONTENT_TYPES)
@@ -116,66 +105,145 @@ def _media_range(item: str, accept: str) -> tuple[str, float]:
     return media_type(kind), quality
 
 
-def parse(body: bytes, content_type: str, schema: Schema) -> np.ndarray:
-    """Feature rows (float64, one per record, in the model's feature order) from a request body."""
-    try:
-        # utf-8-sig drops a byte-order mark, as training reads its CSV files.
-        text = body.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise PayloadError(f"the request body is not UTF-8 text (byte {error.start})") from None
-    if not text.strip():
+def parse(body: bytes | bytearray, content_type: str, schema: Schema, *, batch: bool = False) -> Parsed:
+    """The whole body at once."""
+    (parsed,) = parse_pieces(body, content_type, schema, batch=batch, piece_bytes=len(body) + 1)
+    return parsed
+
+
+def parse_pieces(
+    body: bytes | bytearray, content_type: str, schema: Schema, *, batch: bool = False, piece_bytes: int = PIECE_BYTES
+) -> Iterator[Parsed]:
+    """The body's rows in line-aligned pieces of about `piece_bytes` (one piece for JSON and NumPy bodies). `batch`:
+    the body is a batch transform mini-batch, of which only the first of a file carries its header."""
+    if not body:
         raise PayloadError("the request body is empty; send at least one row")
-    if content_type == CSV:
-        return _csv_matrix(text, schema)
-    rows = _json_rows(text, schema) if content_type == JSON else _json_lines_rows(text, schema)
-    return _json_matrix(rows, schema, text)
+    if content_type in (NPY, NPZ):
+        yield Parsed(arrays.read(body, content_type, schema))
+        return
+    if content_type == JSON:
+        text = _text(body, 0)
+        if not text.strip():
+            raise PayloadError("the request body is empty; send at least one row")
+        rows = _json_rows(text, schema)
+        yield Parsed(_json_matrix(rows, schema, text, rows_before=0))
+        return
+    reader = _LineReader(schema, content_type, batch)
+    start = 0
+    while start < len(body):
+        end = body.find(b"\n", start + piece_bytes)
+        end = len(body) if end < 0 else end + 1
+        yield reader.read(_text(body[start:end], start))
+        start = end
 
 
-def _csv_matrix(text: str, schema: Schema) -> np.ndarray:
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        raise PayloadError("the CSV body holds no rows")
-    quoted = '"' in text
-
-    def split(lines: list[str]) -> list[list[str]]:
-        if not quoted:
-            return [line.split(",") for line in lines]
-        try:
-            return list(csv.reader(lines))
-        except csv.Error as error:
-            raise PayloadError(f"malformed CSV: {error}") from None
-
-    first = split(lines[:1])[0]
-    # A row of numbers is data, never a header, even where feature names look like numbers ("0", "1", ...).
-    first_values = _numbers_or_none(first)
-    if first_values is not None:
-        if len(lines) == 1 and len(first) == len(schema.feature_names) and np.isfinite(first_values).all():
-            return first_values.reshape(1, -1)
-        header, order, data = first, None, lines
-    else:
-        header = [name.strip() for name in first]
-        if schema.columns.isdisjoint(header):
-            order, data = None, lines
-        else:
-            order, data = _column_order(header, schema), lines[1:]
-            if not data:
-                raise PayloadError("the CSV body holds a header and no rows", row=0)
-    if quoted or order is not None or len(data) == 1:
-        records = split(data)
-        if order is not None:
-            for row, record in enumerate(records, start=1):
-                if len(record) != len(header):
-                    raise PayloadError(f"row {row}: {len(record)} values, the header names {len(header)}", row=row)
-            records = [[record[index] for index in order] for record in records]
-        return _text_matrix(records, schema)
-    # Many plain rows: numpy's C parser reads them twice as fast as converting split fields.
+def _text(data: bytes | bytearray, offset: int) -> str:
     try:
-        matrix = np.loadtxt(data, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-    except ValueError:
-        matrix = None
-    if matrix is not None and matrix.shape[1] == len(schema.feature_names) and np.isfinite(matrix).all():
-        return matrix
-    return _checked(split(data), schema, from_text=True)
+        # utf-8-sig drops a byte-order mark at the start of the body, as training reads its CSV files.
+        return data.decode("utf-8-sig" if offset == 0 else "utf-8")
+    except UnicodeDecodeError as error:
+        raise PayloadError(f"the request body is not UTF-8 text (byte {offset + error.start})") from None
+
+
+@dataclass
+class _LineReader:
+    """Reads the pieces of one CSV or JSON Lines body in order: the header (CSV) and the row numbers carry over."""
+
+    schema: Schema
+    content_type: str
+    batch: bool
+    rows_before: int = 0
+    first_line_seen: bool = False
+    header: list[str] | None = None
+    order: list[int] | None = field(default=None)
+    # The first line's values when it is a row of numbers: a one-row body is then read once, not twice.
+    first_values: np.ndarray | None = None
+
+    def read(self, text: str) -> Parsed:
+        pieces = text.split("\n")
+        if text.endswith("\n"):
+            pieces.pop()
+        lines = [line[:-1] if line.endswith("\r") else line for line in pieces]
+        layout = np.empty(len(lines), dtype=np.int64)
+        records: list[str] = []
+        for number, line in enumerate(lines):
+            if not line.strip():
+                layout[number] = BLANK_LINE
+            elif not self.first_line_seen and self._is_header(line):
+                layout[number] = HEADER_LINE
+            else:
+                layout[number] = len(records)
+                records.append(line)
+            self.first_line_seen = self.first_line_seen or bool(line.strip())
+        if self.content_type == CSV:
+            features = self._csv_matrix(records)
+        else:
+            rows = [_json_row(_load_json(record, row), self.schema, row) for row, record in self._numbered(records)]
+            features = _json_matrix(rows, self.schema, "\n".join(records), rows_before=self.rows_before)
+        self.rows_before += len(records)
+        self.first_values = None  # it belonged to this piece
+        return Parsed(features, layout)
+
+    def _numbered(self, records: list[str]) -> Iterator[tuple[int, str]]:
+        return enumerate(records, start=self.rows_before + 1)
+
+    def _is_header(self, line: str) -> bool:
+        """A CSV header: a first line that is not numbers and names the model's columns."""
+        if self.content_type != CSV:
+            return False
+        fields = _split([line], '"' in line)[0]
+        self.first_values = _numbers_or_none(fields)
+        if self.first_values is not None:
+            return False  # a row of numbers is data, even where feature names look like numbers ("0", "1", ...)
+        header = [name.strip() for name in fields]
+        if self.schema.columns.isdisjoint(header):
+            return False
+        self.order = _column_order(header, self.schema)
+        self.header = header
+        if self.batch and header != list(self.schema.feature_names):
+            raise PayloadError(
+                "CSV header: in batch transform a header must name the model's features in its order and nothing "
+                "else, as the mini-batches after a file's first arrive without it (drop other columns with the job's "
+                f"input filter); the model's columns are {', '.join(self.schema.feature_names)}",
+                row=0,
+            )
+        return True
+
+    def _csv_matrix(self, records: list[str]) -> np.ndarray:
+        width = len(self.schema.feature_names)
+        if not records:
+            return np.empty((0, width))
+        first = self.first_values
+        if len(records) == 1 and first is not None and first.shape == (width,) and np.isfinite(first).all():
+            return first.reshape(1, width)
+        quoted = any('"' in record for record in records)
+        if quoted or self.order is not None or len(records) == 1:
+            fields = _split(records, quoted)
+            if self.order is not None:
+                for row, record in enumerate(fields, start=self.rows_before + 1):
+                    if len(record) != len(self.header):
+                        raise PayloadError(
+                            f"row {row}: {len(record)} values, the header names {len(self.header)}", row=row
+                        )
+                fields = [[record[index] for index in self.order] for record in fields]
+            return _text_matrix(fields, self.schema, self.rows_before)
+        # Many plain rows: numpy's C parser reads them twice as fast as converting split fields.
+        try:
+            matrix = np.loadtxt(records, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+        except ValueError:
+            matrix = None
+        if matrix is not None and matrix.shape[1] == width and np.isfinite(matrix).all():
+            return matrix
+        return _checked(_split(records, quoted), self.schema, from_text=True, rows_before=self.rows_before)
+
+
+def _split(lines: list[str], quoted: bool) -> list[list[str]]:
+    if not quoted:
+        return [line.split(",") for line in lines]
+    try:
+        return list(csv.reader(lines))
+    except csv.Error as error:
+        raise PayloadError(f"malformed CSV: {error}") from None
 
 
 def _column_order(header: list[str], schema: Schema) -> list[int] | None:
@@ -201,24 +269,22 @@ def _numbers_or_none(fields: list[str]) -> np.ndarray | None:
 def _json_rows(text: str, schema: Schema) -> list:
     document = _load_json(text, row=None)
     if isinstance(document, dict):
-        if "instances" not in document:
-            raise PayloadError(f"JSON object without 'instances'; keys are {sorted(document)[:10]}")
-        document = document["instances"]
+        if "instances" in document:
+            document = document["instances"]
+        elif "features" in document or not schema.columns.isdisjoint(document):
+            return [_json_row(document, schema, 1)]  # one row: {"features": [...]} or keyed by feature name
+        else:
+            raise PayloadError(
+                "JSON object without 'instances' (rows), 'features' (one row) or the model's columns (one row); "
+                f"keys are {sorted(document)[:10]}"
+            )
     if not isinstance(document, list):
-        raise PayloadError("JSON body must be a list of rows or an object with 'instances'")
+        raise PayloadError("JSON body must be a list of rows, one row, or an object with 'instances'")
     if not document:
         raise PayloadError("JSON body holds no rows")
     if not any(isinstance(value, (list, dict)) for value in document):
         return [document]
     return [_json_row(value, schema, row) for row, value in enumerate(document, start=1)]
-
-
-def _json_lines_rows(text: str, schema: Schema) -> list:
-    # JSON Lines ends records at newlines only; JSON strings may hold other line separators.
-    lines = [line for line in text.split("\n") if line.strip()]
-    if not lines:
-        raise PayloadError("the JSON Lines body holds no rows")
-    return [_json_row(_load_json(line, row), schema, row) for row, line in enumerate(lines, start=1)]
 
 
 def _load_json(text: str, row: int | None) -> object:
@@ -245,7 +311,7 @@ def _json_row(value: object, schema: Schema, row: int) -> list:
     return value
 
 
-def _text_matrix(records: list[list[str]], schema: Schema) -> np.ndarray:
+def _text_matrix(records: list[list[str]], schema: Schema, rows_before: int) -> np.ndarray:
     if all(len(record) == len(schema.feature_names) for record in records):
         try:
             matrix = np.array(records, dtype=np.float64)
@@ -253,10 +319,12 @@ def _text_matrix(records: list[list[str]], schema: Schema) -> np.ndarray:
             matrix = None
         if matrix is not None and np.isfinite(matrix).all():
             return matrix
-    return _checked(records, schema, from_text=True)
+    return _checked(records, schema, from_text=True, rows_before=rows_before)
 
 
-def _json_matrix(rows: list, schema: Schema, text: str) -> np.ndarray:
+def _json_matrix(rows: list, schema: Schema, text: str, rows_before: int) -> np.ndarray:
+    if not rows:
+        return np.empty((0, len(schema.feature_names)))
     # numpy turns true and false into 1 and 0 beside numbers; their presence sends the body to the strict check.
     if "true" not in text and "false" not in text:
         try:
@@ -271,21 +339,22 @@ def _json_matrix(rows: list, schema: Schema, text: str) -> np.ndarray:
             and np.isfinite(matrix).all()
         ):
             return matrix.astype(np.float64)
-    return _checked(rows, schema, from_text=False)
+    return _checked(rows, schema, from_text=False, rows_before=rows_before)
 
 
-def _checked(rows: Sequence[Sequence[object]], schema: Schema, from_text: bool) -> np.ndarray:
+def _checked(rows: Sequence[Sequence[object]], schema: Schema, from_text: bool, rows_before: int) -> np.ndarray:
     """The value-by-value conversion that the fast paths fall back to: it names the first wrong row and value.
 
     It decides alone: a body that numpy's parsers refused but Python's float() accepts value by value is served.
     """
     width = len(schema.feature_names)
     matrix = np.empty((len(rows), width))
-    for row_number, row in enumerate(rows, start=1):
+    for index, row in enumerate(rows):
+        row_number = rows_before + index + 1
         if len(row) != width:
             raise PayloadError(f"row {row_number}: {len(row)} values, the model takes {width}", row=row_number)
         for column, value in enumerate(row, start=1):
-            matrix[row_number - 1, column - 1] = _number(value, row_number, column, schema, from_text)
+            matrix[index, column - 1] = _number(value, row_number, column, schema, from_text)
     return matrix
 
 
@@ -309,18 +378,3 @@ def _number(value: object, row: int, column: int, schema: Schema, from_text: boo
     if not math.isfinite(number):
         raise PayloadError(f"{where}: {str(value)[:40]} is not a finite number", row=row, column=column)
     return number
-
-
-def render(logits: np.ndarray, classes: Sequence[str], accept: str) -> bytes:
-    """CSV answers one label per row; JSON and JSON Lines add the probability of every class."""
-    labels = [classes[index] for index in logits.argmax(axis=1)]
-    if accept == CSV:
-        return ("\n".join(labels) + "\n").encode()
-    rounded = np.round(softmax(logits).astype(np.float64), PROBABILITY_DECIMALS).tolist()
-    predictions = [
-        {"label": label, "probabilities": dict(zip(classes, row, strict=True))}
-        for label, row in zip(labels, rounded, strict=True)
-    ]
-    if accept == JSON:
-        return json.dumps({"predictions": predictions}).encode()
-    return "".join(json.dumps(prediction) + "\n" for prediction in predictions).encode()

@@ -10,14 +10,17 @@ from pathlib import Path
 import uvicorn
 
 from training_code.contract import (
+    DEFAULT_ACCEPT_VARIABLE,
     DEFAULT_MAX_PAYLOAD_MB,
     DEFAULT_MODEL_DIR,
     DEFAULT_SERVING_PORT,
     MAX_PAYLOAD_VARIABLE,
     PORT_VARIABLE,
+    RESPONSE_CONTENT_TYPES,
     WORKERS_VARIABLE,
 )
 from training_code.serving.app import MAX_BODY_SETTING, MEGABYTE, MODEL_DIR_SETTING, WORKERS_SETTING
+from training_code.serving.payload import media_type
 from training_code.serving.predictor import Predictor
 
 # In-flight requests get this long to finish after SIGTERM; SageMaker waits 30 s before it kills the container.
@@ -50,6 +53,7 @@ class ServerSettings:
         for name, value in overrides.items():
             if value is not None:
                 values[name] = _checked(name, value, f"--{name.replace('_', '-')}") if name in values else value
+        _check_default_accept()
         return cls(**values)
 
 
@@ -70,6 +74,16 @@ def _checked(setting: str, value: object, source: str) -> int:
         allowed = f"{low}-{high}" if high else f"at least {low}"
         raise SettingsError(f"{source}={value!r}: the {setting.replace('_', ' ')} must be {allowed}")
     return value
+
+
+def _check_default_accept() -> None:
+    """The workers answer requests without Accept in this type: refused at start, not at the first request."""
+    value = os.environ.get(DEFAULT_ACCEPT_VARIABLE, "")
+    if value.strip() and media_type(value) not in RESPONSE_CONTENT_TYPES:
+        raise SettingsError(
+            f"{DEFAULT_ACCEPT_VARIABLE}={value!r} is not a type the server answers in; "
+            f"one of {', '.join(RESPONSE_CONTENT_TYPES)}"
+        )
 
 
 def _exit_after_drain(signum: int, frame: object) -> None:

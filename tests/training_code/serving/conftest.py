@@ -23,6 +23,8 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from tests.training_code.conftest import PROJECT_ROOT, Splits, run_arguments, subprocess_environment
 from training_code.artifact import ModelArtifact
 from training_code.contract import (
+    BATCH_VARIABLE,
+    DEFAULT_ACCEPT_VARIABLE,
     INVOCATIONS_PATH,
     MAX_PAYLOAD_VARIABLE,
     PING_PATH,
@@ -32,7 +34,7 @@ from training_code.contract import (
 )
 from training_code.train import main as train_main
 
-SERVING_VARIABLES = (PORT_VARIABLE, WORKERS_VARIABLE, MAX_PAYLOAD_VARIABLE)
+SERVING_VARIABLES = (PORT_VARIABLE, WORKERS_VARIABLE, MAX_PAYLOAD_VARIABLE, DEFAULT_ACCEPT_VARIABLE, BATCH_VARIABLE)
 
 # Hypothesis keeps caches (Unicode tables, constants) even without an example database: in the system's temporary
 # directory rather than a .hypothesis folder in the working directory.

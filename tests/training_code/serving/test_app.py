@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import numpy as np
 import pytest
 
 from tests.training_code.serving.conftest import TrainedModel
 from training_code.contract import CSV, EXECUTION_PARAMETERS_PATH, INVOCATIONS_PATH, JSON, PING_PATH
-from training_code.serving.app import InferenceApp, MicroBatcher
+from training_code.serving.app import MEGABYTE, InferenceApp, MicroBatcher, execution_parameters
 from training_code.serving.predictor import Predictor
 
 
@@ -319,3 +320,98 @@ def test_a_large_body_without_length_waits_its_turn_once_it_grows_large(
     # It reads up to the large-body size while the holder works, then waits; the small one never waits.
     assert unsized_reads[0] < holder_answered < unsized_reads[-1]
     assert trace.index("small answered") < holder_answered
+
+
+# Health never waits for inference: a worker's compute thread does the work, the event loop answers /ping.
+
+
+class GatedPredictor(CountingPredictor):
+    """A predictor whose forward pass on the compute thread waits until the test opens the gate."""
+
+    def __init__(self, predictor: Predictor) -> None:
+        super().__init__(predictor)
+        self.started = threading.Event()
+        self.gate = threading.Event()
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        if threading.current_thread() is not threading.main_thread():
+            self.started.set()
+            assert self.gate.wait(timeout=30), "the test never opened the gate"
+        return super().logits(features)
+
+
+async def until_computing(gated: GatedPredictor) -> None:
+    for _ in range(5000):
+        if gated.started.is_set():
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("no forward pass started on a thread other than the event loop's")
+
+
+def rows_body(trained_model: TrainedModel, size: int) -> bytes:
+    line = (trained_model.rows.csv_lines([0])[0] + "\n").encode()
+    return line * max(1, size // len(line))
+
+
+def test_ping_answers_while_a_large_request_is_being_computed(predictor: Predictor, trained_model: TrainedModel):
+    gated = GatedPredictor(predictor)
+    app = InferenceApp(gated, max_body_bytes=1 << 20)
+    body = rows_body(trained_model, 64 * 1024)
+
+    async def scenario() -> tuple[int, list[str]]:
+        order: list[str] = []
+        invocation = asyncio.create_task(call(app, "POST", INVOCATIONS_PATH, [body], {"Content-Type": CSV}))
+        await until_computing(gated)
+        status, _, ping_body, _ = await call(app, "GET", PING_PATH)
+        order.append("ping answered")
+        gated.gate.set()
+        await invocation
+        order.append("invocation answered")
+        return status, order
+
+    status, order = asyncio.run(scenario())
+    assert status == 200 and order == ["ping answered", "invocation answered"]
+
+
+def test_a_full_queue_is_refused_at_once_with_503_and_retry_after(predictor: Predictor, trained_model: TrainedModel):
+    gated = GatedPredictor(predictor)
+    app = InferenceApp(gated, max_body_bytes=1 << 20, max_queued=1)
+    body = rows_body(trained_model, 64 * 1024)
+
+    async def scenario():
+        first = asyncio.create_task(call(app, "POST", INVOCATIONS_PATH, [body], {"Content-Type": CSV}))
+        await until_computing(gated)
+        refused = await call(app, "POST", INVOCATIONS_PATH, [body], {"Content-Type": CSV})
+        small = await call(app, "POST", INVOCATIONS_PATH, [csv_request(trained_model, [0])], {"Content-Type": CSV})
+        gated.gate.set()
+        return await first, refused, small
+
+    first, refused, small = asyncio.run(scenario())
+    assert first[0] == 200
+    status, headers, body_bytes, _ = refused
+    assert (status, headers[b"retry-after"]) == (503, b"1")
+    assert "busy" in json.loads(body_bytes)["error"]
+    assert small[0] == 200, "a small request is answered on the event loop, without waiting in the queue"
+
+
+@pytest.mark.parametrize("workers", [1, 2, 7, 40, 150])
+@pytest.mark.parametrize("limit_mb", [1, 6, 100, 1024])
+def test_execution_parameters_never_exceed_what_create_transform_job_accepts(workers: int, limit_mb: int) -> None:
+    parameters = execution_parameters(workers, limit_mb * MEGABYTE)
+    payload_mb, concurrency = parameters["MaxPayloadInMB"], parameters["MaxConcurrentTransforms"]
+    assert 1 <= payload_mb <= min(limit_mb, 100)
+    assert 1 <= concurrency <= workers and payload_mb * concurrency <= 100
+    assert parameters["BatchStrategy"] == "MULTI_RECORD"
+
+
+def test_without_accept_the_answer_is_in_the_default_type(predictor: Predictor, trained_model: TrainedModel):
+    app = InferenceApp(predictor, max_body_bytes=1 << 20, default_accept=JSON)
+    status, headers, body, _ = asyncio.run(
+        call(app, "POST", INVOCATIONS_PATH, [csv_request(trained_model, [0])], {"Content-Type": CSV})
+    )
+    assert status == 200 and headers[b"content-type"] == JSON.encode()
+    assert json.loads(body)["predictions"][0]["label"] == trained_model.rows.reference_labels([0])[0]
+    status, headers, _, _ = asyncio.run(
+        call(app, "POST", INVOCATIONS_PATH, [csv_request(trained_model, [0])], {"Content-Type": CSV, "Accept": CSV})
+    )
+    assert headers[b"content-type"] == CSV.encode()

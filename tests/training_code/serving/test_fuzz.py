@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -16,33 +17,48 @@ from training_code.contract import (
     INVOCATIONS_PATH,
     JSON,
     JSON_LINES,
+    LINE_CONTENT_TYPES,
+    NPY,
+    NPZ,
     PING_PATH,
     RESPONSE_CONTENT_TYPES,
 )
 from training_code.serving import payload
-from training_code.serving.payload import PayloadError, Schema
+from training_code.serving.errors import PayloadError
+from training_code.serving.schema import Schema
 
 SCHEMA = Schema(("height", "width", "depth"), "label")
 NAMES = SCHEMA.feature_names
 CONTENT_TYPES = (CSV, JSON, JSON_LINES)
+ALL_CONTENT_TYPES = (*CONTENT_TYPES, NPY, NPZ)
 
 # No example database: the tests write nothing outside their temporary directories.
 in_process = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check_parse(body: bytes, content_type: str, schema: Schema = SCHEMA) -> np.ndarray | None:
-    """The parse property: a finite float64 matrix of the schema's width with at least one row, or a 4xx error."""
+    """The parse property: a finite float64 matrix of the schema's width, or a 4xx error. A line-based body maps
+    each of its lines, in order, to a row, a blank or the header, and every row comes from exactly one line; others
+    have at least one row."""
     try:
-        matrix = payload.parse(body, content_type, schema)
+        parsed = payload.parse(body, content_type, schema)
     except PayloadError as error:
         assert 400 <= error.status < 500
         assert json.loads(error.body())["error"]
         return None
+    matrix = parsed.features
     assert isinstance(matrix, np.ndarray)
     assert matrix.dtype == np.float64
     assert matrix.ndim == 2 and matrix.shape[1] == len(schema.feature_names)
-    assert matrix.shape[0] >= 1
     assert np.isfinite(matrix).all()
+    if content_type in LINE_CONTENT_TYPES:
+        text = body.decode("utf-8-sig")
+        assert len(parsed.lines) == text.count("\n") + (0 if text.endswith("\n") else 1)
+        rows = parsed.lines[parsed.lines >= 0]
+        np.testing.assert_array_equal(rows, np.arange(len(matrix)))
+        assert set(parsed.lines[parsed.lines < 0]) <= {payload.BLANK_LINE, payload.HEADER_LINE}
+    else:
+        assert parsed.lines is None and matrix.shape[0] >= 1
     return matrix
 
 
@@ -90,7 +106,7 @@ def csv_texts(draw: st.DrawFn) -> str:
 
 
 def check_every_content_type(body: bytes) -> None:
-    for content_type in CONTENT_TYPES:
+    for content_type in ALL_CONTENT_TYPES:
         check_parse(body, content_type)
 
 
@@ -162,6 +178,22 @@ def test_csv_round_trip(matrix, order, header, quoted, blank_lines, separator) -
 
 
 @in_process
+@given(matrix=finite_matrices, archive=st.booleans(), dtype=st.sampled_from(["<f8", "<f4", ">f8", "<i8"]))
+def test_numpy_round_trip(matrix, archive, dtype) -> None:
+    """What the SageMaker SDK's NumpySerializer sends (np.save), or np.savez, comes back as the same rows."""
+    # float32 holds up to about 3.4e38, int64 up to about 9.2e18: values are clipped into what the type holds.
+    bound = {"<f4": 3e38, "<i8": 1e15}.get(dtype, np.inf)
+    values = np.clip(matrix, -bound, bound).astype(dtype)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, instances=values) if archive else np.save(buffer, values)
+
+    parsed = check_parse(buffer.getvalue(), NPZ if archive else NPY)
+
+    assert parsed is not None
+    np.testing.assert_array_equal(parsed, values.astype(np.float64))
+
+
+@in_process
 @given(
     matrix=finite_matrices,
     layout=st.sampled_from(["rows", "instances", "features", "objects", "flat"]),
@@ -183,6 +215,8 @@ def test_json_round_trip(matrix, layout, lines, indices) -> None:
             matrix = matrix[:1]
         elif layout == "instances":
             text = json.dumps({"instances": rows})
+        elif layout in ("features", "objects") and len(rows) == 1 and lines is False:
+            text = json.dumps(rows[0])  # one row as an object of its own
 
     parsed = check_parse(text.encode(), content_type)
 
@@ -260,12 +294,15 @@ def check_http_answer(server: ServerProcess, request: tuple[str, str, dict[str, 
         assert content_type in RESPONSE_CONTENT_TYPES
         text = answer.decode()
         if content_type == CSV:
-            labels = text.splitlines()
+            labels = [line for line in text.split("\n")[:-1] if line not in ("", "label")]
         elif content_type == JSON:
             labels = [prediction["label"] for prediction in json.loads(text)["predictions"]]
+        elif content_type == NPY:
+            labels = list(np.load(io.BytesIO(answer), allow_pickle=False)["label"])
         else:
-            labels = [json.loads(line)["label"] for line in text.splitlines()]
-        assert labels and set(labels) <= set(classes)
+            answers = [json.loads(line) for line in text.split("\n")[:-1]]
+            labels = [line["label"] for line in answers if "label" in line]
+        assert set(labels) <= set(classes)
 
 
 def test_random_requests_over_http(server: ServerProcess, trained_model: TrainedModel) -> None:

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
 import pytest
 
-from training_code.contract import CSV, JSON, JSON_LINES
-from training_code.serving import payload
-from training_code.serving.payload import PayloadError, Schema
+from training_code.contract import CSV, JSON, JSON_LINES, NPY, NPZ
+from training_code.serving import arrays, payload
+from training_code.serving.answers import Answer, render
+from training_code.serving.errors import PayloadError
+from training_code.serving.payload import BLANK_LINE, HEADER_LINE
+from training_code.serving.schema import Schema
 
 SCHEMA = Schema(("height", "width", "depth"), "label")
 CLASSES = ("cat", "dog", "fish")
 
 
 def parse(body: str | bytes, content_type: str, schema: Schema = SCHEMA) -> np.ndarray:
-    matrix = payload.parse(body.encode() if isinstance(body, str) else body, content_type, schema)
+    matrix = payload.parse(body.encode() if isinstance(body, str) else body, content_type, schema).features
     assert matrix.dtype == np.float64
     return matrix
+
+
+def lines_of(body: str, content_type: str = CSV, **options) -> list[int]:
+    return payload.parse(body.encode(), content_type, SCHEMA, **options).lines.tolist()
 
 
 def rejected(body: str | bytes, content_type: str, schema: Schema = SCHEMA) -> PayloadError:
@@ -144,15 +152,38 @@ def test_csv_many_rows_keep_their_order_and_values() -> None:
     np.testing.assert_array_equal(parse(body, CSV), rows)
 
 
-@pytest.mark.parametrize("separator", ["\n", "\r\n", "\r"])
+@pytest.mark.parametrize("separator", ["\n", "\r\n"])
 def test_csv_line_endings(separator: str) -> None:
     body = separator.join(",".join(str(value) for value in row) for row in ROWS) + separator
     np.testing.assert_array_equal(parse(body, CSV), ROWS)
 
 
-def test_csv_blank_lines_are_skipped() -> None:
+def test_a_lone_carriage_return_ends_no_line() -> None:
+    """Batch transform splits records at line feeds; a line that splits elsewhere would misalign its answers."""
+    error = rejected("1,2,3\r4,5,6\r", CSV)
+    assert error.row == 1
+
+
+def test_csv_blank_lines_are_no_rows_but_keep_their_place() -> None:
     np.testing.assert_array_equal(parse("\n1,2,3\n\n\n4.5,-5,0.006\n\n", CSV), ROWS[:2])
     np.testing.assert_array_equal(parse("\n\n1,2,3\n\n", CSV), [[1, 2, 3]])
+    assert lines_of("\n1,2,3\n\n\n4.5,-5,0.006\n\n") == [BLANK_LINE, 0, BLANK_LINE, BLANK_LINE, 1, BLANK_LINE]
+    assert lines_of("1,2,3\r\n \r\n4,5,6") == [0, BLANK_LINE, 1]
+
+
+@pytest.mark.parametrize("content_type", [CSV, JSON_LINES])
+@pytest.mark.parametrize("body", ["\n", "  ", "\n\n", "\r\n \t", "\u2028", "\x1c\n"])
+def test_a_body_of_blank_lines_is_no_error_but_blank_lines(content_type: str, body: str) -> None:
+    """Batch transform may send a mini-batch of blank lines: failing it would fail the job."""
+    parsed = payload.parse(body.encode(), content_type, SCHEMA)
+    assert parsed.features.shape == (0, 3)
+    assert parsed.lines.tolist() == [BLANK_LINE] * (body.count("\n") + (0 if body.endswith("\n") else 1))
+
+
+def test_a_header_is_a_line_of_its_own() -> None:
+    assert lines_of("height,width,depth\n1,2,3\n\n4,5,6\n") == [HEADER_LINE, 0, BLANK_LINE, 1]
+    assert lines_of("\ndepth,height,width,label\n3,1,2,cat") == [BLANK_LINE, HEADER_LINE, 0]
+    assert lines_of("height,width,depth") == [HEADER_LINE]
 
 
 @pytest.mark.parametrize("rows", [1, 3])
@@ -249,15 +280,9 @@ def test_json_lines(lines: list[str], separator: str) -> None:
 
 def test_empty_bodies_are_rejected() -> None:
     for content_type in (CSV, JSON, JSON_LINES):
-        for body in ("", "  ", "\n\n", "\r\n \t"):
-            assert "empty" in str(rejected(body, content_type))
-
-
-@pytest.mark.parametrize("content_type", [CSV, JSON, JSON_LINES])
-@pytest.mark.parametrize("separator", ["\u2028", "\x1c", "\u2029\x1e"])
-def test_a_body_of_unicode_line_separators_is_rejected(content_type: str, separator: str) -> None:
-    """str.splitlines() breaks lines on these characters; bytes.strip() does not see them as blank."""
-    rejected(separator, content_type)
+        assert "empty" in str(rejected("", content_type))
+    for body in ("  ", "\n\n", "\r\n \t", "\u2028"):
+        assert "empty" in str(rejected(body, JSON))
 
 
 @pytest.mark.parametrize("content_type", [CSV, JSON, JSON_LINES])
@@ -343,10 +368,17 @@ def test_csv_header_with_a_duplicate_column_is_rejected() -> None:
     assert error.row == 0
 
 
-@pytest.mark.parametrize("body", ["height,width,depth", "height,width,depth\n", "depth,height,width,label\n\n"])
-def test_csv_header_without_rows_is_rejected(body: str) -> None:
-    error = rejected(body, CSV)
-    assert error.row == 0 and "no rows" in str(error)
+@pytest.mark.parametrize(
+    "body, batch",
+    [("depth,height,width\n3,1,2", True), ("height,width,depth,label\n1,2,3,cat", True), ("height,depth\n1,2", False)],
+)
+def test_in_batch_transform_a_header_must_be_the_model_columns_in_order(body: str, batch: bool) -> None:
+    """Only a file's first mini-batch carries the header: a reordering or an extra column would hold for it alone."""
+    with pytest.raises(PayloadError) as raised:
+        payload.parse(body.encode(), CSV, SCHEMA, batch=batch)
+    assert raised.value.row == 0
+    assert lines_of("height,width,depth\n1,2,3", batch=True) == [HEADER_LINE, 0]
+    assert lines_of("depth,height,width\n3,1,2", batch=False) == [HEADER_LINE, 0]
 
 
 @pytest.mark.parametrize("body", ["[[1, 2, 3]", "{instances: []}", "[1, 2, 3]]", "[[1, 2, 3],]", "[[1 2 3]]"])
@@ -450,7 +482,7 @@ LABELS = ["dog", "cat", "fish", "cat"]
 
 
 def test_render_csv_is_one_label_per_line() -> None:
-    assert payload.render(LOGITS, CLASSES, CSV) == b"dog\ncat\nfish\ncat\n"
+    assert render(LOGITS, CLASSES, CSV) == b"dog\ncat\nfish\ncat\n"
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -468,13 +500,13 @@ def check_predictions(predictions: list[dict]) -> None:
 
 
 def test_render_json_holds_labels_and_probabilities() -> None:
-    document = json.loads(payload.render(LOGITS, CLASSES, JSON))
+    document = json.loads(render(LOGITS, CLASSES, JSON))
     assert list(document) == ["predictions"]
     check_predictions(document["predictions"])
 
 
 def test_render_json_lines_is_one_object_per_line() -> None:
-    body = payload.render(LOGITS, CLASSES, JSON_LINES).decode()
+    body = render(LOGITS, CLASSES, JSON_LINES).decode()
     assert body.endswith("\n")
     lines = body.splitlines()
     assert len(lines) == len(LOGITS)
@@ -484,3 +516,130 @@ def test_render_json_lines_is_one_object_per_line() -> None:
 def test_payload_error_body_is_json_with_row_and_column() -> None:
     assert json.loads(PayloadError("bad", 400, row=3, column=2).body()) == {"error": "bad", "row": 3, "column": 2}
     assert json.loads(PayloadError("too big", 413).body()) == {"error": "too big"}
+
+
+# NumPy bodies.
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "array", [np.array(ROWS), np.array(ROWS, dtype=np.float32), np.array(ROWS[0]), np.asfortranarray(ROWS)]
+)
+def test_npy_rows(array: np.ndarray) -> None:
+    np.testing.assert_array_equal(parse(npy_bytes(array), NPY), np.atleast_2d(array).astype(np.float64))
+
+
+def test_npy_is_read_in_place_without_copying_the_body() -> None:
+    body = bytearray(npy_bytes(np.array(ROWS)))
+    array = arrays._npy(body)
+    assert np.shares_memory(array, np.frombuffer(body, dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        (npy_bytes(np.array(["a", "b", "c"])), 415, "numbers"),
+        (npy_bytes(np.array([1 + 2j, 3, 4])), 415, "numbers"),
+        (npy_bytes(np.zeros(3, dtype=[("a", "<f8")])), 415, "numbers"),
+        (npy_bytes(np.zeros((2, 4))), 400, "shape"),
+        (npy_bytes(np.zeros((2, 3, 1))), 400, "shape"),
+        (npy_bytes(np.zeros((0, 3))), 400, "no rows"),
+        (npy_bytes(np.array([1.0, np.nan, 3.0])), 400, "finite"),
+        (npy_bytes(np.array(ROWS))[:-8], 400, "bytes"),
+        (b"\x93NUMPY\x09\x00", 400, ".npy"),
+        (b"1,2,3", 400, ".npy"),
+    ],
+)
+def test_bad_npy_bodies_are_4xx(body: bytes, status: int, fragment: str) -> None:
+    with pytest.raises(PayloadError) as raised:
+        payload.parse(body, NPY, SCHEMA)
+    assert raised.value.status == status and fragment in str(raised.value)
+
+
+def test_an_object_array_is_never_unpickled() -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([object(), 1, 2], dtype=object), allow_pickle=True)
+    with pytest.raises(PayloadError) as raised:
+        payload.parse(buffer.getvalue(), NPY, SCHEMA)
+    assert raised.value.status == 415
+
+
+def npz_bytes(compressed: bool = False, **named: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **named)
+    return buffer.getvalue()
+
+
+def test_npz_one_array_or_the_one_named_instances() -> None:
+    np.testing.assert_array_equal(parse(npz_bytes(rows=np.array(ROWS)), NPZ), ROWS)
+    np.testing.assert_array_equal(parse(npz_bytes(instances=np.array(ROWS), ids=np.arange(3)), NPZ), ROWS)
+    error = rejected(npz_bytes(a=np.array(ROWS), b=np.array(ROWS)), NPZ)
+    assert "['a', 'b']" in str(error) and "instances" in str(error)
+    assert "not a NumPy .npz" in str(rejected(b"PK\x03\x04 broken", NPZ))
+
+
+def test_an_npz_that_unpacks_far_beyond_its_size_is_refused() -> None:
+    bomb = npz_bytes(compressed=True, instances=np.zeros((300_000, 3)))
+    with pytest.raises(PayloadError) as raised:
+        payload.parse(bomb, NPZ, SCHEMA)
+    assert raised.value.status == 413
+
+
+# Large bodies in pieces: the same rows and lines as the whole body, rows numbered across pieces.
+
+
+def test_pieces_give_the_rows_and_lines_of_the_whole_body() -> None:
+    lines = ["depth,height,width", *[f"{r},{r + 1},{r + 2}" for r in range(300)]]
+    lines[50] = lines[150] = ""
+    body = ("\n".join(lines) + "\n").encode()
+    whole = payload.parse(body, CSV, SCHEMA)
+    pieces = list(payload.parse_pieces(body, CSV, SCHEMA, piece_bytes=256))
+    assert len(pieces) > 5
+    np.testing.assert_array_equal(np.concatenate([piece.features for piece in pieces]), whole.features)
+    offsets = np.cumsum([0, *(len(piece.features) for piece in pieces)])
+    glued = [
+        np.where(piece.lines >= 0, piece.lines + offset, piece.lines)
+        for piece, offset in zip(pieces, offsets, strict=False)
+    ]
+    np.testing.assert_array_equal(np.concatenate(glued), whole.lines)
+    # The header's column order holds for every piece, not only the first.
+    np.testing.assert_array_equal(pieces[-1].features[-1], [299 + 1, 299 + 2, 299])
+
+
+def test_an_error_in_a_later_piece_names_its_row_in_the_whole_body() -> None:
+    lines = [f"{r},{r},{r}" for r in range(200)]
+    lines[180] = "1,x,3"
+    body = "\n".join(lines).encode()
+    with pytest.raises(PayloadError) as raised:
+        list(payload.parse_pieces(body, CSV, SCHEMA, piece_bytes=100))
+    assert (raised.value.row, raised.value.column) == (181, 2)
+
+
+# Answers.
+
+
+def test_npy_answers_are_labels_and_probabilities_np_load_reads() -> None:
+    answer = np.load(io.BytesIO(render(LOGITS, CLASSES, NPY)), allow_pickle=False)
+    assert list(answer["label"]) == LABELS
+    np.testing.assert_allclose(answer["probabilities"], softmax(LOGITS), atol=1e-6)
+
+
+def test_line_answers_keep_blank_lines_and_answer_the_header_with_the_label_column() -> None:
+    lines = np.array([HEADER_LINE, 0, BLANK_LINE, 1, 2, 3, BLANK_LINE])
+    csv_answer = render(LOGITS, CLASSES, CSV, lines, label_column="kind").decode()
+    assert csv_answer == "kind\ndog\n\ncat\nfish\ncat\n\n"
+    jsonl = render(LOGITS, CLASSES, JSON_LINES, lines, label_column="kind").decode().split("\n")[:-1]
+    assert [json.loads(line) for line in jsonl][0] == {"header": "kind"}
+    assert jsonl[2] == "{}" and len(jsonl) == len(lines)
+
+
+def test_an_answer_rendered_in_pieces_is_the_whole_answer() -> None:
+    for accept in (CSV, JSON, JSON_LINES, NPY):
+        answer = Answer(CLASSES, "label", accept, rows=len(LOGITS))
+        pieces = answer.head() + answer.piece(LOGITS[:1]) + answer.piece(LOGITS[1:3]) + answer.piece(LOGITS[3:])
+        assert pieces + answer.tail() == render(LOGITS, CLASSES, accept), accept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
@@ -30,7 +31,9 @@ from tests.training_code.serving.conftest import (
 )
 from training_code.artifact import write_archive
 from training_code.contract import (
+    BATCH_VARIABLE,
     CSV,
+    DEFAULT_ACCEPT_VARIABLE,
     DEFAULT_MODEL_DIR,
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
@@ -39,6 +42,8 @@ from training_code.contract import (
     MAX_PAYLOAD_VARIABLE,
     MODEL_ARCHIVE,
     MODEL_METADATA_FILE,
+    NPY,
+    NPZ,
     PING_PATH,
     PORT_VARIABLE,
     SERVING_WEIGHTS_FILE,
@@ -70,13 +75,14 @@ def body_for(rows: SplitRows, content_type: str, indices=None) -> bytes:
 def answer_of(response: Response) -> tuple[list[str], np.ndarray | None]:
     """The labels of a 200 answer, and the probabilities (rows in the order of the classes) for JSON types."""
     assert response.status == 200, response.body[:500]
-    # Framed by Content-Length, not chunked.
-    assert response.headers["content-length"] == str(len(response.body))
+    # Framed by Content-Length, not chunked, unless the body was larger than a real-time one (streamed as rendered).
+    if response.headers.get("transfer-encoding") != "chunked":
+        assert response.headers["content-length"] == str(len(response.body))
     content_type = response.headers["content-type"]
     text = response.body.decode()
     if content_type == CSV:
         assert text.endswith("\n")
-        return text.splitlines(), None
+        return [line for line in text.splitlines() if line], None
     if content_type == JSON:
         predictions = json.loads(text)["predictions"]
     else:
@@ -113,6 +119,11 @@ def test_ping_answers_200_with_an_empty_body(server: ServerProcess) -> None:
     assert (response.status, response.body) == (200, b"")
 
 
+def test_head_ping_answers_like_get_without_a_body(server: ServerProcess) -> None:
+    response = server.request("HEAD", PING_PATH)
+    assert (response.status, response.body, response.headers["content-length"]) == (200, b"", "0")
+
+
 def test_execution_parameters(server: ServerProcess) -> None:
     response = server.request("GET", EXECUTION_PARAMETERS_PATH)
     assert response.status == 200
@@ -131,8 +142,8 @@ def test_unknown_paths_are_404(server: ServerProcess, method: str, path: str) ->
 @pytest.mark.parametrize(
     "method, path, allowed",
     [
-        ("POST", PING_PATH, "GET"),
-        ("DELETE", PING_PATH, "GET"),
+        ("POST", PING_PATH, "GET, HEAD"),
+        ("DELETE", PING_PATH, "GET, HEAD"),
         ("GET", INVOCATIONS_PATH, "POST"),
         ("PUT", INVOCATIONS_PATH, "POST"),
         ("POST", EXECUTION_PARAMETERS_PATH, "GET"),
@@ -260,8 +271,6 @@ def bad_requests(rows: SplitRows) -> list[tuple[str, str | None, str | None, byt
         ("csv-unknown-column", CSV, None, f"{header},colour\n{line},1".encode(), 400, "colour", {"row": 0}),
         ("csv-missing-column", CSV, None, f"{header.rsplit(',', 1)[0]}\n1".encode(), 400, names[-1], {"row": 0}),
         ("csv-duplicate-column", CSV, None, f"{header},{names[0]}\n{line},1".encode(), 400, "twice", {"row": 0}),
-        ("csv-header-only", CSV, None, f"{header}\n".encode(), 400, "no rows", {"row": 0}),
-        ("csv-line-separators-only", CSV, None, "\u2028".encode(), 400, "", {}),
         ("json-malformed", JSON, None, json.dumps(numbers).encode()[:-1], 400, "malformed JSON", {}),
         ("json-no-rows", JSON, None, b'{"instances": []}', 400, "no rows", {}),
         ("json-not-rows", JSON, None, b'{"data": [1]}', 400, "instances", {}),
@@ -272,7 +281,6 @@ def bad_requests(rows: SplitRows) -> list[tuple[str, str | None, str | None, byt
          {"row": 2, "column": 64}),
         ("json-unknown-field", JSON, None, json.dumps([{"colour": 1}]).encode(), 400, "colour", {"row": 1}),
         ("jsonl-malformed-line", JSON_LINES, None, f"{json.dumps(numbers[0])}\n[1,".encode(), 400, "row 2", {"row": 2}),
-        ("jsonl-line-separators-only", JSON_LINES, None, "\u2028\n\x1c".encode(), 400, "", {}),
         ("empty-body", CSV, None, b"", 400, "empty", {}),
         ("blank-body", JSON, None, b" \r\n\n", 400, "empty", {}),
         ("not-utf8", CSV, None, line.encode() + b"\xff", 400, "UTF-8", {}),
@@ -286,9 +294,9 @@ def bad_requests(rows: SplitRows) -> list[tuple[str, str | None, str | None, byt
 BAD_REQUESTS = [
     "csv-malformed", "csv-too-few-values", "csv-too-many-values", "csv-not-a-number", "csv-nan", "csv-inf",
     "csv-1e999", "csv-empty-value", "csv-unknown-column", "csv-missing-column", "csv-duplicate-column",
-    "csv-header-only", "csv-line-separators-only", "json-malformed", "json-no-rows", "json-not-rows",
+    "json-malformed", "json-no-rows", "json-not-rows",
     "json-short-row", "json-boolean", "json-string", "json-nan", "json-unknown-field", "jsonl-malformed-line",
-    "jsonl-line-separators-only", "empty-body", "blank-body", "not-utf8", "unsupported-content-type",
+    "empty-body", "blank-body", "not-utf8", "unsupported-content-type",
     "missing-content-type", "unsupported-accept", "accept-q-not-a-number",
 ]  # fmt: skip
 
@@ -369,6 +377,59 @@ def test_concurrent_requests_get_their_own_answers(server: ServerProcess, traine
         expected_labels, expected_probabilities = answer_of(sequential[chosen])
         assert labels == expected_labels
         np.testing.assert_allclose(probabilities, expected_probabilities, rtol=0, atol=2e-6)
+
+
+# Formats SageMaker clients send, and line-for-line answers for batch transform.
+
+
+def npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+def test_numpy_rows_in_and_out(server: ServerProcess, trained_model: TrainedModel) -> None:
+    """application/x-npy is what the SDK's PyTorch predictor sends and reads by default (np.save / np.load)."""
+    rows = trained_model.rows
+    indices = list(range(12))
+    features = rows.features[indices]
+    response = server.invoke(npy(features), NPY, NPY)
+    assert response.status == 200 and response.headers["content-type"] == NPY
+    answer = np.load(io.BytesIO(response.body), allow_pickle=False)
+    assert list(answer["label"]) == rows.reference_labels(indices)
+    np.testing.assert_allclose(answer["probabilities"], rows.reference[indices], rtol=0, atol=TOLERANCE)
+    archive = io.BytesIO()
+    np.savez(archive, instances=features.astype(np.float32))
+    labels, _ = answer_of(server.invoke(archive.getvalue(), NPZ, CSV))
+    assert labels == rows.reference_labels(indices)
+    error = check_error(server.invoke(npy(np.array(["a", "b"])), NPY), 415)
+    assert "numbers" in error["error"]
+    error = check_error(server.invoke(npy(features[:, :5]), NPY), 400)
+    assert "shape" in error["error"]
+
+
+def test_every_input_line_gets_its_answer_line(server: ServerProcess, trained_model: TrainedModel) -> None:
+    """Batch transform's JoinSource=Input pairs input and answer line by line: a header and blank lines keep theirs."""
+    rows = trained_model.rows
+    lines = [",".join(rows.feature_names), *rows.csv_lines([0, 1]), "", *rows.csv_lines([2]), "   "]
+    body = ("\n".join(lines) + "\n").encode()
+    labels = rows.reference_labels([0, 1, 2])
+    csv_answer = server.invoke(body, CSV, CSV).body.decode().split("\n")
+    assert csv_answer == [rows.label_column, labels[0], labels[1], "", labels[2], "", ""]
+    jsonl_answer = [json.loads(line) for line in server.invoke(body, CSV, JSON_LINES).body.decode().splitlines()]
+    assert [answer.get("label", answer.get("header")) for answer in jsonl_answer] == [
+        rows.label_column, labels[0], labels[1], None, labels[2], None
+    ]  # fmt: skip
+    assert server.invoke(b"\n", CSV).body == b"\n", "a blank line alone is no error"
+    assert server.invoke(f"{lines[0]}\n".encode(), CSV).body == f"{rows.label_column}\n".encode()
+
+
+def test_one_json_row_object_is_one_row(server: ServerProcess, trained_model: TrainedModel) -> None:
+    rows = trained_model.rows
+    values = number_rows(rows, [5])[0]
+    for document in ({"features": values}, dict(zip(rows.feature_names, values, strict=True))):
+        labels, _ = answer_of(server.invoke(json.dumps(document).encode(), JSON))
+        assert labels == rows.reference_labels([5])
 
 
 # The payload limit, from the flag or from SageMaker's variable.
@@ -597,6 +658,8 @@ def test_without_model_dir_the_default_is_read_and_named() -> None:
         (WORKERS_VARIABLE, "0", "workers"),
         (WORKERS_VARIABLE, "\u00b2", WORKERS_VARIABLE),
         (MAX_PAYLOAD_VARIABLE, "big", MAX_PAYLOAD_VARIABLE),
+        (DEFAULT_ACCEPT_VARIABLE, "text/html", DEFAULT_ACCEPT_VARIABLE),
+        (DEFAULT_ACCEPT_VARIABLE, "application/x-npz", DEFAULT_ACCEPT_VARIABLE),
     ],
 )
 def test_a_bad_variable_is_a_one_line_error_before_listening(
@@ -616,3 +679,65 @@ def test_a_bad_port_variable_is_a_one_line_error(trained_model: TrainedModel) ->
         timeout=60,
     )
     check_one_line_error(result, PORT_VARIABLE)
+
+
+# The SageMaker SDK's own serializers and deserializers, as a client of a real-time endpoint uses them.
+
+
+class _Body(io.BytesIO):
+    """The stream SageMaker's runtime hands the deserializers (they close it)."""
+
+
+@pytest.mark.parametrize(
+    "serializer_name, deserializer_name",
+    [
+        ("NumpySerializer", "NumpyDeserializer"),
+        ("CSVSerializer", "CSVDeserializer"),
+        ("JSONSerializer", "JSONDeserializer"),
+        ("JSONLinesSerializer", "JSONLinesDeserializer"),
+        ("NumpySerializer", "CSVDeserializer"),
+    ],
+)
+def test_the_sagemaker_sdk_serializers_and_deserializers(
+    server: ServerProcess, trained_model: TrainedModel, serializer_name: str, deserializer_name: str
+) -> None:
+    from sagemaker import deserializers, serializers
+
+    serializer = getattr(serializers, serializer_name)()
+    deserializer = getattr(deserializers, deserializer_name)()
+    rows = trained_model.rows
+    indices = [3, 1, 4, 1, 5]
+    data = rows.features[indices]
+    if serializer_name == "JSONLinesSerializer":
+        data = [list(row) for row in data.tolist()]
+    body = serializer.serialize(data if serializer_name != "JSONSerializer" else data.tolist())
+    body = body.encode() if isinstance(body, str) else body
+    response = server.invoke(body, serializer.CONTENT_TYPE, deserializer.ACCEPT[0])
+    assert response.status == 200, response.body[:300]
+    answer = deserializer.deserialize(_Body(response.body), response.headers["content-type"])
+    if deserializer_name == "NumpyDeserializer":
+        labels = list(answer["label"])
+    elif deserializer_name == "CSVDeserializer":
+        labels = [line[0] for line in answer]
+    elif deserializer_name == "JSONDeserializer":
+        labels = [prediction["label"] for prediction in answer["predictions"]]
+    else:
+        labels = [prediction["label"] for prediction in answer]
+    assert labels == rows.reference_labels(indices)
+
+
+def test_under_batch_transform_a_header_outside_the_model_order_fails_the_mini_batch(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    port = free_port()
+    environment = server_environment(**{BATCH_VARIABLE: "true", PORT_VARIABLE: str(port), WORKERS_VARIABLE: "1"})
+    rows = trained_model.rows
+    names = list(rows.feature_names)
+    data = rows.csv_lines([0, 1])
+    with running_server(tmp_path, "--model-dir", str(trained_model.model_dir), port=port, environment=environment) as s:
+        in_order = s.invoke(("\n".join([",".join(names), *data]) + "\n").encode(), CSV, CSV)
+        reordered = ",".join([names[1], names[0], *names[2:]])
+        refused = s.invoke((reordered + "\n" + data[0] + "\n").encode(), CSV, CSV)
+    assert in_order.body.decode().split("\n")[:-1] == [rows.label_column, *rows.reference_labels([0, 1])]
+    error = check_error(refused, 400)
+    assert "batch transform" in error["error"] and error["row"] == 0
