@@ -6,8 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 CDK := npx --no-install cdk
 
-# The CDK CLI and jsii run on Node: keep them offline and quiet.
-export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+# The CDK CLI runs on Node: keep it offline. (jsii's Node end-of-life banner is silenced where it would start, by
+# app.py and mlops, for whichever Node runs.)
 export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 # Bytecode lives in the venv, not beside the sources (the code bundle and the serving image hash the source trees).

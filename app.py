@@ -3,10 +3,15 @@
 
 import sys
 
-from aws_cdk import App
+from infra.node_runtime import silence_end_of_life_banner
 
-from infra.assembly import build_app
-from infra.config import StageConfigError
+# `npx cdk synth` runs this file directly, without the Makefile's environment: before aws_cdk starts Node.
+silence_end_of_life_banner()
+
+from aws_cdk import App  # noqa: E402
+
+from infra.assembly import build_app  # noqa: E402
+from infra.config import StageConfigError  # noqa: E402
 
 
 def main() -> None:

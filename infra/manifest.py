@@ -2,7 +2,8 @@
 
 One small JSON file per stage under infra/deployments/, committed with the code: `mlops promote` and
 `mlops rollback` write it, the stage config reads its current version as `inference.model_package_arn` (a context
-value still wins), and the diff of a promotion is a reviewable change. CDK-free, like infra/naming.py.
+value still wins), and the diff of a promotion is a reviewable change. `mlops --local` keeps the manifests of the
+embedded AWS in its own directory instead, which nothing on the synth side reads. CDK-free, like infra/naming.py.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class Deployment:
     at: str
     by: str
     reason: str = ""
+    # Why a promotion went ahead although it skipped a check (`mlops promote --force`); empty when it did not.
+    forced: str = ""
 
     @property
     def version(self) -> int:
@@ -39,6 +42,10 @@ class Deployment:
     @property
     def group(self) -> str:
         return _arn_match(self.model_package_arn)["group"]
+
+    def document(self) -> dict[str, str]:
+        # `forced` only where it was: older manifests, and most entries, have none.
+        return {name: value for name, value in asdict(self).items() if name != "forced" or value}
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,14 @@ class Manifest:
     @property
     def current(self) -> Deployment | None:
         return self.history[-1] if self.history else None
+
+    @property
+    def replaced(self) -> Deployment | None:
+        """What was served right before the current deployment (for a rollback: what it rolled back from)."""
+        return self.history[-2] if len(self.history) > 1 else None
+
+    def ever_served(self, arn: str) -> bool:
+        return any(deployment.model_package_arn == arn for deployment in self.history)
 
     def serving_before(self) -> Deployment | None:
         """The deployment that the current one replaced, following earlier rollbacks back to what they restored."""
@@ -62,12 +77,10 @@ class Manifest:
         """The stack of versions served, as promotions pushed and rollbacks popped them."""
         served: list[str] = []
         for deployment in self.history:
-            if deployment.action == "rollback":
-                if served:  # a hand-edited history may start with a rollback
-                    served.pop()
-                if not served or served[-1] != deployment.model_package_arn:
-                    served.append(deployment.model_package_arn)
-            else:
+            if deployment.action == "rollback" and served:  # a hand-edited history may start with a rollback
+                served.pop()
+            # Serving the same version twice in a row is one entry: rolling back to it would change nothing.
+            if not served or served[-1] != deployment.model_package_arn:
                 served.append(deployment.model_package_arn)
         return served
 
@@ -78,7 +91,7 @@ class Manifest:
         document = {
             "format_version": MANIFEST_FORMAT_VERSION,
             "stage": self.stage,
-            "history": [asdict(deployment) for deployment in self.history],
+            "history": [deployment.document() for deployment in self.history],
         }
         return json.dumps(document, indent=2) + "\n"
 

@@ -1,4 +1,5 @@
-"""`mlops`: the operator's command line. Every error is one line on stderr and a non-zero exit.
+"""`mlops`: the operator's command line. Every error is one line on stderr: exit 2 for a command line that cannot
+work as typed (an unknown option, a value out of range, a missing path), exit 1 for a refusal or a failure.
 
 AWS access is plain boto3: credentials, region and endpoint come from the standard settings (AWS_PROFILE,
 AWS_REGION, AWS_ENDPOINT_URL), so the same commands work against an account or an embedded AWS.
@@ -7,10 +8,14 @@ AWS_REGION, AWS_ENDPOINT_URL), so the same commands work against an account or a
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
 import os
+import shlex
+import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -24,6 +29,7 @@ import typer
 from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from infra import manifest, naming
 from infra.config import (
@@ -34,6 +40,7 @@ from infra.config import (
     cdk_json_context,
     load_stage_configs,
 )
+from infra.node_runtime import silence_end_of_life_banner
 from pipelines import spec
 from pipelines.local.aws import (
     DEFAULT_LOCAL_REGION,
@@ -61,7 +68,31 @@ from training_code.contract import CSV, SERVE_COMMAND
 if TYPE_CHECKING:
     from pipelines.local.runner import RunResult
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+class OneLineUsageErrors(TyperGroup):
+    """Usage errors as one line on stderr (exit 2), where click would print the usage and a boxed message."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            # Not standalone: usage errors are raised here instead of printed; typer.Exit comes back as its exit
+            # code, a finished command as its return value (None).
+            outcome = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:
+            # A bare group or `mlops`: the help, which typer printed as it made the error, says it all.
+            if type(error).__name__ != "NoArgsIsHelpError":
+                context = getattr(error, "ctx", None)
+                see = f" (see: {context.command_path} --help)" if context is not None else ""
+                typer.echo(f"error: {' '.join(error.format_message().split()).rstrip('.')}{see}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(1)
+        sys.exit(outcome if isinstance(outcome, int) else 0)
+
+
+app = typer.Typer(cls=OneLineUsageErrors, no_args_is_help=True, add_completion=False, help=__doc__)
 pipeline_app = typer.Typer(no_args_is_help=True, help="The training pipeline of a stage.")
 app.add_typer(pipeline_app, name="pipeline")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry: list, show, approve, reject, resolve.")
@@ -94,6 +125,7 @@ def one_line_errors(command: Callable[..., None]) -> Callable[..., None]:
             ValueError,
             ClientError,
             BotoCoreError,
+            OSError,
         ) as error:
             typer.echo(f"error: {' '.join(str(error).split())}", err=True)
             raise typer.Exit(1) from None
@@ -128,9 +160,36 @@ def embedded(ctx: typer.Context) -> contextlib.AbstractContextManager[Endpoint]:
     return embedded_aws(LocalLayout.from_environment())
 
 
+def is_local(ctx: typer.Context) -> bool:
+    """Whether this command runs against the embedded AWS (`mlops --local ...`)."""
+    return isinstance(ctx.find_root().obj, Endpoint)
+
+
+def suggested(ctx: typer.Context, *arguments: str) -> str:
+    """A command line to type next, against the AWS this one used."""
+    return shlex.join(["mlops", *(["--local"] if is_local(ctx) else []), *arguments])
+
+
+def within(low: int, high: int | None = None) -> Callable[[int | None], int | None]:
+    """An option check that names the value, as typer's min and max do not."""
+
+    def check(value: int | None) -> int | None:
+        if value is not None and (value < low or (high is not None and value > high)):
+            raise typer.BadParameter(f"{value} is outside {low}-{high}" if high else f"{value} is below {low}")
+        return value
+
+    return check
+
+
 def stage_config(stage: str) -> StageConfig:
-    (config,) = load_stage_configs({**cdk_json_context(), "stage": stage})
+    (config,) = load_stage_configs({**cdk_json_context(), "stage": checked_stage(stage)})
     return config
+
+
+def checked_stage(stage: str) -> str:
+    if stage not in STAGE_NAMES:
+        raise CommandError(f"unknown stage {stage!r}; allowed: {', '.join(STAGE_NAMES)}")
+    return stage
 
 
 def parse_parameters(config: StageConfig, assignments: list[str]) -> dict[str, str | int | float]:
@@ -158,12 +217,19 @@ def parse_parameters(config: StageConfig, assignments: list[str]) -> dict[str, s
 @pipeline_app.command("start")
 @one_line_errors
 def start(
+    ctx: typer.Context,
     stage: Stage,
     param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE, repeatable")] = [],  # noqa: B006
 ) -> None:
     """Start the stage's pipeline, optionally overriding parameters; prints the execution ARN."""
     config = stage_config(stage)
     values = parse_parameters(config, param)
+    if is_local(ctx):
+        # The embedded AWS has no deployed pipeline to start: the local runner executes its definition instead.
+        raise CommandError(
+            "--local has no deployed pipeline to start; local executions are started with: "
+            f"{suggested_local_run(stage, param)}"
+        )
     response = boto3.client("sagemaker").start_pipeline_execution(
         PipelineName=naming.pipeline_name(config),
         PipelineParameters=[{"Name": name, "Value": str(value)} for name, value in values.items()],
@@ -174,11 +240,17 @@ def start(
 @pipeline_app.command("status")
 @one_line_errors
 def status(
+    ctx: typer.Context,
     execution_arn: Annotated[str | None, typer.Argument(help="an execution ARN; default: the stage's latest")] = None,
     stage: Annotated[str | None, typer.Option("--stage", "-s", help="whose latest execution to show")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show an execution's status (the latest of --stage when no ARN is given)."""
+    """Show an execution's status (the latest of --stage when no ARN is given).
+
+    With --local: the local executions (`mlops local run`), from their records; all of them without ARN or stage."""
+    if is_local(ctx):
+        local_status(execution_arn, stage, as_json)
+        return
     client = boto3.client("sagemaker")
     if execution_arn is None:
         if stage is None:
@@ -206,6 +278,74 @@ def status(
         typer.echo("\n".join(f"{key:>14}: {value}" for key, value in summary.items() if value))
 
 
+def local_executions() -> list[dict[str, Any]]:
+    """What the records of local executions say, the latest started first. Runs whose command was killed outright
+    are settled first (as Failed, in their step), as the next `mlops local run` would settle them."""
+    from pipelines.local.runner import EXECUTING, RUN_RECORD, read_run_record, settle_abandoned_runs
+
+    layout = LocalLayout.from_environment()
+    settle_abandoned_runs(layout)
+    records = []
+    for path in layout.runs_dir.glob(f"*/{RUN_RECORD}"):
+        try:
+            record = read_run_record(path)
+        except FileNotFoundError:  # pruned meanwhile by a run that started
+            continue
+        failure = record.get("failure") or {}
+        records.append(
+            {
+                "execution": record["execution_arn"],
+                "status": record["status"],
+                "started": record.get("started") or "",
+                "ended": record.get("ended") or "",
+                "current_step": (record.get("current_step") or "") if record["status"] == EXECUTING else "",
+                "failure_reason": f"step {failure['step']}: {failure['reason']}" if failure else "",
+                "stopped_in": record.get("stopped_in") or "",
+                "model_package": record.get("model_package_arn") or "",
+                "record": display_path(path),
+            }
+        )
+    return sorted(records, key=lambda record: record["started"], reverse=True)
+
+
+def local_status(execution_arn: str | None, stage: str | None, as_json: bool) -> None:
+    """`pipeline status` for the executions that `mlops local run` recorded (there is no deployed pipeline)."""
+    records = local_executions()
+    start_one = suggested_local_run(stage or "dev")
+    if execution_arn is not None:
+        records = [record for record in records if execution_arn in (record["execution"], execution_id(record))]
+        if not records:
+            raise CommandError(f"no local execution {execution_arn}; `mlops --local pipeline status` lists them")
+    elif stage is not None:
+        name = naming.pipeline_name(stage_config(stage))
+        records = [record for record in records if f":pipeline/{name}/execution/" in record["execution"]][:1]
+        if not records:
+            raise CommandError(f"pipeline {name} has no local executions yet; start one with: {start_one}")
+    elif not records:
+        raise CommandError(f"no local executions yet; start one with: {start_one}")
+    if as_json:
+        typer.echo(json.dumps(records if execution_arn is None and stage is None else records[0], indent=1))
+    elif len(records) == 1:
+        typer.echo("\n".join(f"{key:>14}: {value}" for key, value in records[0].items() if value))
+    else:
+        table = folding_table("local executions", "execution", "pipeline", "status", "started", "version")
+        for record in records:
+            version = record["model_package"].rsplit("/", 1)[-1] if record["model_package"] else ""
+            pipeline = record["execution"].split(":pipeline/", 1)[-1].split("/", 1)[0]
+            table.add_row(execution_id(record), pipeline, record["status"], record["started"], version)
+        print_table(table)
+
+
+def execution_id(record: dict[str, Any]) -> str:
+    return record["execution"].rsplit("/", 1)[-1]
+
+
+def suggested_local_run(stage: str, parameters: list[str] | tuple[str, ...] = ()) -> str:
+    return shlex.join(
+        ["mlops", "local", "run", "--stage", stage, *(part for value in parameters for part in ("-p", value))]
+    )
+
+
 @pipeline_app.command("definition")
 @one_line_errors
 def definition(stage: Stage) -> None:
@@ -222,15 +362,21 @@ def definition(stage: Stage) -> None:
 def serve(
     ctx: typer.Context,
     model_dir: Annotated[
-        Path | None, typer.Option(help="the model artifact: a directory, or one holding model.tar.gz")
+        Path | None, typer.Option(exists=True, help="the model artifact: a directory, or one holding model.tar.gz")
     ] = None,
     stage: OptionalStage = None,
     version: Annotated[
         str | None, typer.Option("--version", "-v", help="with --stage: this Approved version (default: the latest)")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="default: SAGEMAKER_BIND_TO_PORT, else 8080")] = None,
-    workers: Annotated[int | None, typer.Option(help="default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1/core")] = None,
-    max_payload_mb: Annotated[int | None, typer.Option(help="larger bodies get 413 (default 6)")] = None,
+    port: Annotated[
+        int | None, typer.Option(callback=within(1, 65535), help="default: SAGEMAKER_BIND_TO_PORT, else 8080")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(callback=within(1), help="default: SAGEMAKER_MODEL_SERVER_WORKERS, else 1/core")
+    ] = None,
+    max_payload_mb: Annotated[
+        int | None, typer.Option(callback=within(1), help="larger bodies get 413 (default 6)")
+    ] = None,
     host: Annotated[str, typer.Option(help="the serving image listens on 0.0.0.0")] = "127.0.0.1",
 ) -> None:
     """Serve a model on this machine with the serving image's server: GET /ping, POST /invocations.
@@ -238,10 +384,15 @@ def serve(
     The model is a local artifact (--model-dir) or an Approved version of the stage's registry (--stage)."""
     if (model_dir is None) == (stage is None):
         raise CommandError("give either --model-dir or --stage (with --version for other than the latest Approved)")
+    from training_code.serving.server import ServerSettings
+
+    # The server's own settings (flags over SageMaker's variables), checked before a version is downloaded.
+    settings = ServerSettings.from_environment(host=host, port=port, workers=workers, max_payload_mb=max_payload_mb)
+    check_port_free(settings.host, settings.port)
     if stage is not None:
         registry = Registry()
         model = latest_approved(registry, stage) if version is None else approved_version(registry, stage, version)
-        model_dir = Path(tempfile.mkdtemp(prefix=f"mlops-serve-{model.group}-{model.version}-"))
+        model_dir = served_model_directory(ctx, model.group, model.version)
         registry.download_model(model, model_dir)
         typer.echo(f"serving version {model.label} ({model.arn})")
         # Ends what the command holds (the embedded AWS saves its state) before the server replaces this process.
@@ -252,6 +403,35 @@ def serve(
     command = [sys.executable, "-m", "training_code.serving", SERVE_COMMAND, *arguments, "--host", host]
     sys.stdout.flush()
     os.execv(sys.executable, command)
+
+
+def served_model_directory(ctx: typer.Context, group: str, version: int) -> Path:
+    """One directory per served version, emptied before each download: the server replaces this process and cannot
+    remove what it serves, so temporary directories would pile up, one per `serve`."""
+    local = isinstance(ctx.find_root().obj, Endpoint)
+    root = LocalLayout.from_environment().root if local else Path(tempfile.gettempdir()) / "mlops-serve"
+    directory = root / "serve" / f"{group}-{version}" if local else root / f"{group}-{version}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    return directory
+
+
+def check_port_free(host: str, port: int) -> None:
+    """The server would find a taken port only after loading the model, and report it in its own log format."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as error:
+        raise CommandError(f"--host {host}: {error.strerror}") from None
+    with socket.socket(family, kind) as probe:
+        # As the server binds: a port whose last connections are still closing is free to it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            taken = error.errno in (errno.EADDRINUSE, errno.EACCES)
+            raise CommandError(
+                f"cannot listen on {host}:{port}: {error.strerror}{'; choose another --port' if taken else ''}"
+            ) from None
 
 
 # The model registry, promotion and rollback.
@@ -280,12 +460,6 @@ def stage_group_reference(stage: str) -> str:
     if config.account and config.region:
         return f"arn:aws:sagemaker:{config.region}:{config.account}:model-package-group/{name}"
     return name
-
-
-def checked_stage(stage: str) -> str:
-    if stage not in STAGE_NAMES:
-        raise CommandError(f"unknown stage {stage!r}; allowed: {', '.join(STAGE_NAMES)}")
-    return stage
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -423,6 +597,7 @@ def show_model(version: VersionArgument, stage: Stage, as_json: AsJson = False) 
 @models_app.command("approve")
 @one_line_errors
 def approve_model(
+    ctx: typer.Context,
     version: VersionArgument,
     stage: Stage,
     reason: Reason = None,
@@ -438,22 +613,29 @@ def approve_model(
     outcome = registry.approve(arn, reason, accuracy_threshold=config.pipeline.accuracy_threshold, force=force)
     typer.echo(outcome.message)
     if outcome.changed and stage == PROMOTION_SOURCE_STAGE:
-        typer.echo(f"next: mlops promote --to staging --version {outcome.version.version}")
+        typer.echo(f"next: {suggested(ctx, 'promote', '--to', 'staging', '--version', str(outcome.version.version))}")
 
 
 @models_app.command("reject")
 @one_line_errors
 def reject_model(
-    version: VersionArgument, stage: Stage, reason: Reason = None, manifest_dir: ManifestDir = None
+    ctx: typer.Context,
+    version: VersionArgument,
+    stage: Stage,
+    reason: Reason = None,
+    manifest_dir: ManifestDir = None,
 ) -> None:
-    """Reject a version (also an Approved one, to withdraw it); says which stages still serve it."""
+    """Reject a version (also an Approved one, to withdraw it); says which stages still serve it, and what to run."""
     reason = checked_reason(reason)  # before any AWS call
+    manifest_dir = manifest_directory(ctx, manifest_dir)
     registry = Registry()
     outcome = registry.reject(registry.version_arn(stage_group(stage), version), reason)
     typer.echo(outcome.message)
     for served_stage in STAGE_NAMES:
         if manifest.deployed_model_package_arn(served_stage, manifest_dir) == outcome.version.arn:
-            typer.echo(f"warning: {served_stage} still serves it; roll back: mlops rollback --stage {served_stage}")
+            typer.echo(
+                f"warning: {served_stage} still serves it; {replacement(ctx, registry, served_stage, manifest_dir)}"
+            )
 
 
 @models_app.command("resolve")
@@ -493,29 +675,132 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+# With --local, the manifests live beside the embedded AWS's state: the synth reads only infra/deployments/, so it never
+# deploys a version of the embedded account.
+LOCAL_MANIFEST_DIR = "deployments"
+
+
+def manifest_directory(ctx: typer.Context, given: Path | None) -> Path | None:
+    """Where this command's deployment manifests are: --manifest-dir, else the local one with --local, else None
+    (the committed infra/deployments/)."""
+    if given is not None or not is_local(ctx):
+        return given
+    return LocalLayout.from_environment().root / LOCAL_MANIFEST_DIR
+
+
+def promotion_target(registry: Registry, to: str, version: str | None, manifest_dir: Path | None) -> ModelVersion:
+    """The version that `mlops promote --to TO [--version V]` serves; raises CommandError where it refuses."""
+    if version is not None:
+        return approved_version(registry, PROMOTION_SOURCE_STAGE, version)
+    if to == PROMOTION_SOURCE_STAGE:
+        return latest_approved(registry, PROMOTION_SOURCE_STAGE)
+    staged = manifest.load(PROMOTION_SOURCE_STAGE, manifest_dir).current
+    if staged is None:
+        raise CommandError("staging serves no version yet; promote to staging (and smoke-test it) first")
+    target = registry.describe(staged.model_package_arn)
+    if target.status != ApprovalStatus.APPROVED:
+        raise CommandError(f"staging serves version {target.label}, which is {target.status} now; not promoted")
+    return target
+
+
+def skipped_staging(to: str, target: ModelVersion, manifest_dir: Path | None) -> str | None:
+    """Why promoting `target` to `to` would skip staging (prod takes what staging has served), or None."""
+    if to == PROMOTION_SOURCE_STAGE:
+        return None
+    staging = manifest.load(PROMOTION_SOURCE_STAGE, manifest_dir)
+    if staging.ever_served(target.arn):
+        return None
+    path = display_path(manifest.manifest_path(PROMOTION_SOURCE_STAGE, manifest_dir))
+    return f"staging never served version {target.label} (per {path})"
+
+
+def rollback_target(registry: Registry, stage: str, manifest_dir: Path | None) -> ModelVersion:
+    """The version that `mlops rollback --stage STAGE` serves again; raises CommandError where it refuses."""
+    history = manifest.load(stage, manifest_dir)
+    if history.current is None:
+        raise CommandError(f"{stage} serves no version yet; nothing to roll back")
+    previous = history.serving_before()
+    if previous is None:
+        raise CommandError(f"{stage} serves version {history.current.version} and served nothing before it")
+    target = registry.describe(previous.model_package_arn)
+    if target.status != ApprovalStatus.APPROVED:
+        raise CommandError(f"the previous version {target.label} is {target.status} now; not rolled back")
+    return target
+
+
+def replacement(
+    ctx: typer.Context, registry: Registry, stage: str, manifest_dir: Path | None, roll_back: bool = True
+) -> str:
+    """What to run so that `stage` serves another Approved version: a command that succeeds if typed next (each
+    candidate is planned as the command itself would plan it), else where to find a version to approve."""
+    candidates: list[tuple[str, Callable[[], ModelVersion], list[str], str]] = []
+    if roll_back:
+        plan = functools.partial(rollback_target, registry, stage, manifest_dir)
+        candidates.append(("to roll back", plan, ["rollback", "--stage", stage], stage))
+    if stage in PROMOTION_TARGETS:
+        plan = functools.partial(promotion_target, registry, stage, None, manifest_dir)
+        candidates.append(("to serve another Approved version", plan, ["promote", "--to", stage], stage))
+    if stage in PROMOTION_TARGETS and stage != PROMOTION_SOURCE_STAGE:
+        # Prod takes what staging serves: a new version reaches it through staging.
+        plan = functools.partial(promotion_target, registry, PROMOTION_SOURCE_STAGE, None, manifest_dir)
+        arguments = ["promote", "--to", PROMOTION_SOURCE_STAGE]
+        candidates.append((f"to stage a new version for {stage} first", plan, arguments, PROMOTION_SOURCE_STAGE))
+    for purpose, plan, arguments, changed_stage in candidates:
+        try:
+            target = plan()
+        except (CommandError, RegistryError):
+            continue
+        if manifest.deployed_model_package_arn(changed_stage, manifest_dir) != target.arn:
+            return f"{purpose}, run: {suggested(ctx, *arguments)}"
+    try:
+        pending = registry.list_versions(stage_group_reference(PROMOTION_SOURCE_STAGE), ApprovalStatus.PENDING)
+    except RegistryError as missing_group:
+        if not is_local(ctx):
+            return f"no other Approved version to serve: {missing_group}"
+        pending = []  # an embedded AWS before its first local run: that run creates the group
+    if pending:
+        listing = suggested(
+            ctx, "models", "list", "--stage", PROMOTION_SOURCE_STAGE, "--status", ApprovalStatus.PENDING.value
+        )
+        return f"no other Approved version to serve yet; to find one to approve, run: {listing}"
+    train = (
+        suggested_local_run(PROMOTION_SOURCE_STAGE)
+        if is_local(ctx)
+        else suggested(ctx, "pipeline", "start", "--stage", PROMOTION_SOURCE_STAGE)
+    )
+    return f"no other Approved version to serve, and none awaits approval; to train one, run: {train}"
+
+
 def record_deployment(
+    ctx: typer.Context,
     stage: str,
     model: ModelVersion,
     action: Literal["promote", "rollback"],
     reason: str,
     registry: Registry,
     manifest_dir: Path | None,
+    forced: str = "",
 ) -> None:
     """Append the deployment to the stage's manifest and print the change and how to ship it."""
-    current = manifest.load(stage, manifest_dir)
-    before = f"version {current.current.version}" if current.current else "nothing"
+    history = manifest.load(stage, manifest_dir)
+    before = f"version {history.current.version}" if history.current else "nothing"
     deployment = manifest.Deployment(
-        model.arn, action, at=utc_timestamp(), by=registry.caller(), reason=" ".join(reason.split())
+        model.arn, action, at=utc_timestamp(), by=registry.caller(), reason=" ".join(reason.split()), forced=forced
     )
-    path = display_path(manifest.save(current.with_deployment(deployment), manifest_dir))
-    typer.echo(f"{stage}: {before} -> version {model.version}{' (rollback)' if action == 'rollback' else ''}")
+    path = display_path(manifest.save(history.with_deployment(deployment), manifest_dir))
+    how = " (rollback)" if action == "rollback" else f" (forced: {forced})" if forced else ""
+    typer.echo(f"{stage}: {before} -> version {model.version}{how}")
     typer.echo(f"  {model.arn}")
-    typer.echo(f"wrote {path}; deploy it by committing: git add {path} && git commit")
+    if is_local(ctx):
+        typer.echo(f"wrote {path}, the embedded AWS's manifest (cdk synth reads only infra/deployments/)")
+    else:
+        typer.echo(f"wrote {path}; deploy it by committing: git add {path} && git commit")
 
 
 @app.command("promote")
 @one_line_errors
 def promote(
+    ctx: typer.Context,
     to: Annotated[str, typer.Option("--to", help="staging or prod")],
     version: Annotated[
         str | None,
@@ -527,67 +812,78 @@ def promote(
         ),
     ] = None,
     reason: Annotated[str, typer.Option("--reason", "-r", help="recorded in the manifest")] = "",
+    force: Annotated[
+        bool, typer.Option(help="promote to prod a version that staging never served (recorded in the manifest)")
+    ] = False,
     manifest_dir: ManifestDir = None,
 ) -> None:
-    """Point a stage's deployment manifest at an Approved version; committing the manifest deploys it."""
+    """Point a stage's deployment manifest at an Approved version; committing the manifest deploys it.
+
+    With --local, the manifest is the embedded AWS's (under .local/), which no synth reads."""
     if to not in PROMOTION_TARGETS:
         raise CommandError(f"--to {to!r}: promote to one of {', '.join(PROMOTION_TARGETS)}")
+    manifest_dir = manifest_directory(ctx, manifest_dir)
     registry = Registry()
-    if version is not None:
-        target = approved_version(registry, PROMOTION_SOURCE_STAGE, version)
-    elif to == "staging":
-        target = latest_approved(registry, PROMOTION_SOURCE_STAGE)
-    else:
-        staged = manifest.load(PROMOTION_SOURCE_STAGE, manifest_dir).current
-        if staged is None:
-            raise CommandError("staging serves no version yet; promote to staging (and smoke-test it) first")
-        target = registry.describe(staged.model_package_arn)
-        if target.status != ApprovalStatus.APPROVED:
-            raise CommandError(f"staging serves version {target.label}, which is {target.status} now; not promoted")
+    target = promotion_target(registry, to, version, manifest_dir)
     current = manifest.load(to, manifest_dir).current
     if current is not None and current.model_package_arn == target.arn:
         typer.echo(f"{to} already serves version {target.version}; nothing changed")
         return
-    record_deployment(to, target, "promote", reason, registry, manifest_dir)
+    skipped = skipped_staging(to, target, manifest_dir)
+    if skipped and not force:
+        staging_first = suggested(ctx, "promote", "--to", PROMOTION_SOURCE_STAGE, "--version", str(target.version))
+        raise CommandError(
+            f"{skipped}; give --force to promote it to {to} anyway, or to stage it first, run: {staging_first}"
+        )
+    record_deployment(ctx, to, target, "promote", reason, registry, manifest_dir, forced=skipped or "")
 
 
 @app.command("rollback")
 @one_line_errors
 def rollback(
+    ctx: typer.Context,
     stage: Stage,
     reason: Annotated[str, typer.Option("--reason", "-r", help="recorded in the manifest")] = "",
     manifest_dir: ManifestDir = None,
 ) -> None:
     """Serve the version the current one replaced again (if it is still Approved)."""
-    history = manifest.load(checked_stage(stage), manifest_dir)
-    if history.current is None:
-        raise CommandError(f"{stage} serves no version yet; nothing to roll back")
-    previous = history.serving_before()
-    if previous is None:
-        raise CommandError(f"{stage} serves version {history.current.version} and served nothing before it")
+    checked_stage(stage)
+    manifest_dir = manifest_directory(ctx, manifest_dir)
     registry = Registry()
-    target = registry.describe(previous.model_package_arn)
-    if target.status != ApprovalStatus.APPROVED:
-        raise CommandError(
-            f"the previous version {target.label} is {target.status} now; not rolled back "
-            f"(promote an Approved version instead: mlops promote --to {stage} --version N)"
-        )
-    record_deployment(stage, target, "rollback", reason, registry, manifest_dir)
+    try:
+        target = rollback_target(registry, stage, manifest_dir)
+    except CommandError as refusal:
+        raise CommandError(f"{refusal}; {replacement(ctx, registry, stage, manifest_dir, roll_back=False)}") from None
+    record_deployment(ctx, stage, target, "rollback", reason, registry, manifest_dir)
+
+
+def deployment_story(history: manifest.Manifest) -> str:
+    """How the current version came to be served: when, by whom, and what it replaced."""
+    current, replaced = history.current, history.replaced
+    assert current is not None, "a stage that serves nothing has no story"
+    verb = "rolled back" if current.action == "rollback" else "promoted"
+    story = f"{verb} {current.at} by {short_identity(current.by)}"
+    if replaced is not None:
+        story += f", replacing version {replaced.version}"
+    return story + (f", forced: {current.forced}" if current.forced else "")
 
 
 @app.command("deployed")
 @one_line_errors
 def deployed(
+    ctx: typer.Context,
     stage: OptionalStage = None,
     check: Annotated[bool, typer.Option(help="fail unless every served version is still Approved")] = False,
     manifest_dir: ManifestDir = None,
 ) -> None:
     """What each stage serves, per its deployment manifest."""
     stages = [checked_stage(stage)] if stage else list(STAGE_NAMES)
+    manifest_dir = manifest_directory(ctx, manifest_dir)
     registry = Registry() if check else None
     problems = []
     for name in stages:
-        current = manifest.load(name, manifest_dir).current
+        history = manifest.load(name, manifest_dir)
+        current = history.current
         if current is None:
             typer.echo(f"{name}: nothing promoted")
             continue
@@ -600,7 +896,7 @@ def deployed(
             if status != ApprovalStatus.APPROVED:
                 problems.append(f"{name} serves {current.group}/{current.version}, which is {status}")
             status = f" [{status}]"
-        typer.echo(f"{name}: version {current.version} of {current.group}{status} ({current.action} {current.at})")
+        typer.echo(f"{name}: version {current.version} of {current.group}{status} ({deployment_story(history)})")
         typer.echo(f"  {current.model_package_arn}")
     if problems:
         raise CommandError("; ".join(problems))
@@ -634,6 +930,7 @@ def invoke_with_zeros(runtime: Any, endpoint: str, signature: ModelSignature) ->
 @app.command("smoke-test")
 @one_line_errors
 def smoke_test(
+    ctx: typer.Context,
     stage: Stage,
     endpoint: Annotated[str | None, typer.Option(help="default: the stage's real-time endpoint")] = None,
     model_package_arn: Annotated[
@@ -644,10 +941,12 @@ def smoke_test(
 ) -> None:
     """Invoke the stage's endpoint once with a row of zeros; passes on a 200 naming one of the model's classes."""
     config = stage_config(stage)
+    # The config's version comes from infra/deployments/ or cdk.json: one of an account, never of the embedded AWS.
+    configured = None if is_local(ctx) else config.inference.model_package_arn
     arn = (
         model_package_arn
-        or manifest.deployed_model_package_arn(stage, manifest_dir)
-        or config.inference.model_package_arn
+        or manifest.deployed_model_package_arn(stage, manifest_directory(ctx, manifest_dir))
+        or configured
     )
     if not arn:
         raise CommandError(
@@ -679,7 +978,19 @@ SampleRows = Annotated[
     typer.Option(min=100, help="use only this many distinct rows of the sample (quick runs, tests)"),
 ]
 Seed = Annotated[int, typer.Option(help="seed of the local trials' random search")]
+LabelColumn = Annotated[
+    str | None,
+    typer.Option(help="the column of --data that holds the classes (default: label); sets -p LabelColumn"),
+]
 Parameters = Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE, repeatable")]
+
+
+def with_label_column(assignments: list[str], label_column: str | None) -> list[str]:
+    if label_column is None:
+        return assignments
+    if any(assignment.split("=", 1)[0].strip() == spec.ParameterName.LABEL_COLUMN for assignment in assignments):
+        raise CommandError(f"--label-column and -p {spec.ParameterName.LABEL_COLUMN} both name the label; keep one")
+    return [*assignments, f"{spec.ParameterName.LABEL_COLUMN}={label_column}"]
 
 
 def dataset_files(data: Path | None, sample_rows: int | None, overrides: dict[str, Any]) -> list[Path] | None:
@@ -716,7 +1027,8 @@ def run_locally(
     sample_rows: int | None,
     seed: int,
 ) -> RunResult:
-    from pipelines.local.console import ConsoleObserver, print_summary
+    from pipelines.local.console import ConsoleObserver, print_summary, stopped_message
+    from pipelines.local.jobs import RunStopped
     from pipelines.local.runner import LocalPipelineRun, LocalStage, local_definition
 
     config = stage_config(stage)
@@ -733,21 +1045,33 @@ def run_locally(
         s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
         with console.status("Provisioning the stage and building its pipeline definition (SageMaker SDK)"):
             definition = local_definition(local_stage, s3, sagemaker)
-            if files is not None:
-                uri = local_stage.replace_raw_data(s3, files)
-                console.print(f"Data: {', '.join(path.name for path in files)} -> {uri}")
         observer = ConsoleObserver(console)
-        run = LocalPipelineRun(local_stage, definition, overrides, layout, observer, seed)
+        run = LocalPipelineRun(local_stage, definition, overrides, layout, observer, seed, files)
         console.print(f"Pipeline {naming.pipeline_name(config)}, execution {run.result.execution_arn}")
+        if files is not None:
+            console.print(f"Data: {', '.join(path.name for path in files)} -> {run.result.input_data_uri}")
+        stopped = None
         try:
             result = run.run()
+        except RunStopped as stop:
+            stopped = stop
         finally:
             observer.close()
+    if stopped is not None:  # here, after the embedded AWS that the block started has saved its state
+        typer.echo(stopped_message(run.result, endpoint), err=True)
+        raise typer.Exit(stopped.code)
     print_summary(console, result)
     if result.failure:
         log = f" (log: {result.failure.log})" if result.failure.log else ""
-        raise CommandError(f"{result.failure}{log}")
+        raise CommandError(f"{users_file_names(str(result.failure), result.input_data_uri, files)}{log}")
     return result
+
+
+def users_file_names(message: str, input_data_uri: str | None, files: list[Path] | None) -> str:
+    """Preprocess names the files where the run uploaded them; the user knows them by their own paths."""
+    for path in files or ():
+        message = message.replace(f"{(input_data_uri or '').rstrip('/')}/{path.name}", str(path))
+    return message
 
 
 def print_next(console: Console, stage: str, result: RunResult, approved: bool) -> None:
@@ -765,12 +1089,15 @@ def local_run(
     stage: Stage = "dev",
     param: Parameters = [],  # noqa: B006
     data: DataDirectory = None,
+    label_column: LabelColumn = None,
     sample_rows: SampleRows = None,
     seed: Seed = 0,
 ) -> None:
     """Run the stage's SageMaker Pipeline definition here, each job as a local process; registers the model."""
     console = local_console()
-    print_next(console, stage, run_locally(ctx, console, stage, param, data, sample_rows, seed), approved=False)
+    assignments = with_label_column(param, label_column)
+    result = run_locally(ctx, console, stage, assignments, data, sample_rows, seed)
+    print_next(console, stage, result, approved=False)
 
 
 @local_app.command("loop")
@@ -780,6 +1107,7 @@ def local_loop(
     stage: Stage = "dev",
     param: Parameters = [],  # noqa: B006
     data: DataDirectory = None,
+    label_column: LabelColumn = None,
     sample_rows: SampleRows = None,
     seed: Seed = 0,
 ) -> None:
@@ -790,7 +1118,7 @@ def local_loop(
     if isinstance(ctx.find_root().obj, Endpoint):
         raise CommandError("`local loop` runs its own commands against the embedded AWS; drop --local")
     console = local_console()
-    result = run_locally(ctx, console, stage, param, data, sample_rows, seed)
+    result = run_locally(ctx, console, stage, with_label_column(param, label_column), data, sample_rows, seed)
     accuracy = parse_metrics("evaluation.json", evaluation_report(result)).accuracy
     if result.model_package_arn is None or accuracy is None:
         raise CommandError(f"execution {result.execution_id} registered no version with a readable accuracy")
@@ -806,7 +1134,12 @@ def local_loop(
 
 @local_app.command("aws")
 @one_line_errors
-def local_aws(ctx: typer.Context, port: Annotated[int, typer.Option(help="loopback port to listen on")] = 4566) -> None:
+def local_aws(
+    ctx: typer.Context,
+    port: Annotated[
+        int, typer.Option(callback=within(0, 65535), help="loopback port to listen on (0: any free port)")
+    ] = 4566,
+) -> None:
     """Keep the embedded AWS up in the foreground (Ctrl-C stops it), for the AWS CLI, boto3 or a notebook."""
     if isinstance(ctx.find_root().obj, Endpoint):
         raise CommandError("`local aws` starts the embedded AWS itself; drop --local")
@@ -823,6 +1156,8 @@ def local_aws(ctx: typer.Context, port: Annotated[int, typer.Option(help="loopba
 
 
 def main() -> None:
+    # The console script's start: before `pipeline definition` imports aws_cdk and jsii starts Node.
+    silence_end_of_life_banner()
     app()
 
 

@@ -274,6 +274,11 @@ class _StepBuilder:
                 str(spec.RAW_INPUT_DIR),
                 "--output-dir",
                 str(spec.SPLITS_OUTPUT_DIR),
+                "--label-column",
+                self.parameters[ParameterName.LABEL_COLUMN],
+                # Errors then name the user's files where they uploaded them, not the job's copy.
+                "--input-uri",
+                self.parameters[ParameterName.INPUT_DATA_URI],
             ),  # fmt: skip
         )
         return ProcessingStep(

@@ -12,7 +12,7 @@ from infra.config import GPU_TRAINING_INSTANCE_TYPES, StageConfig
 from infra.foundation.layout import DataPrefix
 from infra.instance_types import InstanceUse, same_volume_encryption
 from training_code import hyperparameters as hp
-from training_code.contract import PROCESSING_ROOT, SPLITS
+from training_code.contract import DEFAULT_LABEL_COLUMN, PROCESSING_ROOT, SPLITS
 
 
 class StepName(StrEnum):
@@ -32,6 +32,7 @@ REGISTER_MODEL_STEP = f"{StepName.REGISTER}-RegisterModel"
 
 class ParameterName(StrEnum):
     INPUT_DATA_URI = "InputDataUri"
+    LABEL_COLUMN = "LabelColumn"
     PROCESSING_INSTANCE_TYPE = "ProcessingInstanceType"
     TRAINING_INSTANCE_TYPE = "TrainingInstanceType"
     TRAINING_INSTANCE_COUNT = "TrainingInstanceCount"
@@ -60,6 +61,7 @@ class ParameterSpec:
     minimum: float | None = None
     maximum: float | None = None
     prefix: str | None = None
+    nonempty: bool = False
 
     def parse(self, text: str) -> str | int | float:
         """A command-line value as this parameter's type, or a ValueError naming the parameter and what it takes."""
@@ -73,6 +75,8 @@ class ParameterSpec:
             raise ValueError(f"parameter {self.name}: {text!r} is outside [{self.minimum}, {self.maximum}]")
         if self.prefix and not (value.startswith(self.prefix) and len(value) > len(self.prefix)):
             raise ValueError(f"parameter {self.name}: {text!r} must start with {self.prefix}")
+        if self.nonempty and not value.strip():
+            raise ValueError(f"parameter {self.name}: must not be empty")
         return value
 
 
@@ -94,6 +98,7 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
     seconds = {"minimum": 60, "maximum": 28 * 24 * 3600}
     specs = [
         ParameterSpec(ParameterName.INPUT_DATA_URI, str, f"s3://{data_bucket}/{DataPrefix.RAW}", prefix="s3://"),
+        ParameterSpec(ParameterName.LABEL_COLUMN, str, DEFAULT_LABEL_COLUMN, nonempty=True),
         ParameterSpec(
             ParameterName.PROCESSING_INSTANCE_TYPE,
             str,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+from infra.node_runtime import silence_end_of_life_banner
+
+silence_end_of_life_banner()
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 
 from collections.abc import Callable  # noqa: E402

@@ -14,10 +14,12 @@ import numpy as np
 import torch
 
 from training_code.contract import MODEL_ARCHIVE, MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE, SERVING_WEIGHTS_FILE
-from training_code.data import Scaling
+from training_code.features import Encoding
 from training_code.model import MLP, ModelConfig
 
-ARTIFACT_FORMAT_VERSION = 1
+# 2: the feature encoding (categories, fills, scaling) replaced numeric-only scaling statistics; 1 is still read.
+ARTIFACT_FORMAT_VERSION = 2
+READABLE_FORMAT_VERSIONS = (1, 2)
 
 
 def runtime_versions() -> dict[str, str]:
@@ -27,10 +29,8 @@ def runtime_versions() -> dict[str, str]:
 @dataclass
 class ModelArtifact:
     model_config: ModelConfig
-    feature_names: tuple[str, ...]
-    scaling: Scaling
+    encoding: Encoding
     classes: tuple[str, ...]
-    label_column: str
     hyperparameters: dict[str, Any]
     history: list[dict[str, float]]
     best_epoch: int
@@ -48,7 +48,7 @@ class ModelArtifact:
             "format_version": ARTIFACT_FORMAT_VERSION,
             "model_config": self.model_config.to_dict(),
             "feature_names": list(self.feature_names),
-            "scaling": self.scaling.to_dict(),
+            "encoding": self.encoding.to_dict(),
             "classes": list(self.classes),
             "label_column": self.label_column,
             "hyperparameters": self.hyperparameters,
@@ -74,14 +74,12 @@ class ModelArtifact:
         if not metadata_path.exists():
             raise FileNotFoundError(f"{directory}: no {MODEL_METADATA_FILE} or {MODEL_ARCHIVE}; not a model artifact")
         metadata = json.loads(metadata_path.read_text())
-        if metadata["format_version"] != ARTIFACT_FORMAT_VERSION:
+        if metadata["format_version"] not in READABLE_FORMAT_VERSIONS:
             raise ValueError(f"{metadata_path}: artifact format {metadata['format_version']} is not supported")
         return cls(
             model_config=ModelConfig.from_dict(metadata["model_config"]),
-            feature_names=tuple(metadata["feature_names"]),
-            scaling=Scaling.from_dict(metadata["scaling"]),
+            encoding=Encoding.from_metadata(metadata),
             classes=tuple(metadata["classes"]),
-            label_column=metadata["label_column"],
             hyperparameters=metadata["hyperparameters"],
             history=metadata["history"],
             best_epoch=metadata["best_epoch"],
@@ -89,16 +87,24 @@ class ModelArtifact:
             versions=metadata["versions"],
         )
 
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return self.encoding.feature_names
+
+    @property
+    def label_column(self) -> str:
+        return self.encoding.label_column
+
     def build_model(self) -> MLP:
         model = MLP(self.model_config)
         model.load_state_dict(self.state_dict)
         return model.eval()
 
     def predict_proba(self, features: np.ndarray, model: MLP | None = None) -> np.ndarray:
-        """Class probabilities for raw (unscaled) feature rows, in the order of `classes`."""
+        """Class probabilities for rows of feature codes (`Encoding.codes`), in the order of `classes`."""
         model = model or self.build_model()
         with torch.inference_mode():
-            logits = model(torch.from_numpy(self.scaling.apply(features)))
+            logits = model(torch.from_numpy(self.encoding.transform(features)))
             return torch.softmax(logits, dim=1).numpy()
 
 

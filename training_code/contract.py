@@ -32,7 +32,7 @@ FAILURE_REASON_LIMIT = 1024
 DEFAULT_LABEL_COLUMN = "label"
 # The preprocessing outputs, in this order; the first two are the training job's channels.
 SPLITS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, "test")
-SCALING_FILE = "scaling.json"
+ENCODING_FILE = "encoding.json"
 PREPROCESSING_REPORT_FILE = "preprocessing.json"
 
 # The model artifact: weights, and everything else needed to serve them.

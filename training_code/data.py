@@ -1,13 +1,14 @@
-"""Tabular CSV data: reading with errors that name file, row and column; feature scaling; class labels."""
+"""Tabular CSV data: reading with errors that name file, row and column; class labels."""
 
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from training_code.features import MISSING_MARKERS, Encoding, EncodingError
 
 
 class DataError(ValueError):
@@ -16,79 +17,145 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Table:
+    """A CSV file's cells as text (stripped), the label column apart; `columns` is the file's own column order."""
+
     source: str
-    feature_names: tuple[str, ...]
-    features: np.ndarray
+    columns: tuple[str, ...]
+    label_column: str
+    cells: np.ndarray
     labels: np.ndarray
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(name for name in self.columns if name != self.label_column)
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def take(self, rows: np.ndarray) -> Table:
+        return Table(self.source, self.columns, self.label_column, self.cells[rows], self.labels[rows])
 
-def read_table(path: Path, label_column: str, dtype: type = np.float32) -> Table:
-    """Read one CSV file with a header row. Rows are numbered from 1, the first row after the header."""
+    def codes(self, encoding: Encoding) -> np.ndarray:
+        """The feature cells as the encoding's codes; a bad cell is a DataError naming this file, row and column."""
+        if self.feature_names != encoding.feature_names:
+            missing = [name for name in encoding.feature_names if name not in self.feature_names]
+            extra = [name for name in self.feature_names if name not in encoding.feature_names]
+            detail = f"missing {missing}, unexpected {extra}" if missing or extra else "same columns, other order"
+            raise DataError(f"{self.source}: feature columns differ from the model's: {detail}")
+        try:
+            return encoding.codes(self.cells)
+        except EncodingError as error:
+            raise self.error(error) from None
+
+    def error(self, error: EncodingError) -> DataError:
+        """An encoding's complaint about this table's cells, naming the file, the row where known, and the column."""
+        row = f" row {error.row}" if error.row else ""
+        return DataError(f"{self.source}{row} column {error.column!r}: {error}")
+
+    def write(self, path: Path) -> None:
+        """As CSV, in the file's own column order (the label where it was)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        position = self.columns.index(self.label_column)
+        rows = np.insert(self.cells.astype(object), position, self.labels.astype(object), axis=1)
+        with path.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(self.columns)
+            writer.writerows(rows.tolist())
+
+
+def read_table(path: Path, label_column: str, source: str | None = None) -> Table:
+    """Read one CSV file with a header row. Rows are numbered from 1, the first row after the header; errors name
+    `source` (default: the path), where the file is a copy of the user's."""
+    source = source or str(path)
     # utf-8-sig: spreadsheet exports often start with a byte-order mark that would otherwise join the first name.
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise DataError(f"{source}: malformed CSV ({error})") from None
     if not rows:
-        raise DataError(f"{path}: empty file; expected a header row and data rows")
-    header = [name.strip() for name in rows[0]]
+        raise DataError(f"{source}: empty file; expected a header row and data rows")
+    header = tuple(name.strip() for name in rows[0])
     if label_column not in header:
-        raise DataError(f"{path}: label column {label_column!r} not found; columns: {', '.join(header)}")
+        raise DataError(f"{source}: {missing_label_message(label_column, header)}")
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise DataError(f"{source}: columns {duplicated} appear more than once in the header")
     body = rows[1:]
     if not body:
-        raise DataError(f"{path}: no data rows after the header")
+        raise DataError(f"{source}: no data rows after the header")
     for number, row in enumerate(body, start=1):
         if len(row) != len(header):
-            raise DataError(f"{path} row {number}: expected {len(header)} fields, found {len(row)}")
-
+            raise DataError(f"{source} row {number}: expected {len(header)} fields, found {len(row)}")
+    if len(header) < 2:
+        raise DataError(f"{source}: no feature columns besides the label column {label_column!r}")
     label_index = header.index(label_column)
-    feature_indices = [index for index in range(len(header)) if index != label_index]
-    if not feature_indices:
-        raise DataError(f"{path}: no feature columns besides the label column {label_column!r}")
-    cells = np.array(body, dtype=object)
-    labels = np.array([label.strip() for label in cells[:, label_index]], dtype=str)
-    empty = np.flatnonzero(labels == "")
+    # Objects, not fixed-width text: one long cell would otherwise widen every cell of the array to its length.
+    cells = np.array([[cell.strip() for cell in row] for row in body], dtype=object)
+    labels = cells[:, label_index]
+    empty = np.flatnonzero([label in MISSING_MARKERS for label in labels])
     if empty.size:
-        raise DataError(f"{path} row {empty[0] + 1} column {label_column!r}: empty label")
-    features = _as_numbers(path, cells[:, feature_indices], [header[i] for i in feature_indices], dtype)
-    return Table(str(path), tuple(header[i] for i in feature_indices), features, labels)
+        raise DataError(
+            f"{source} row {empty[0] + 1} column {label_column!r}: missing label {labels[empty[0]]!r}; "
+            "drop the rows without a label"
+        )
+    return Table(source, header, label_column, np.delete(cells, label_index, axis=1), labels)
 
 
-def read_directory(directory: Path, label_column: str, dtype: type = np.float32) -> Table:
-    """All CSV files of a directory (a SageMaker channel), in name order, as one table with one header."""
+LISTED_COLUMNS = 8
+
+
+def missing_label_message(label_column: str, header: tuple[str, ...]) -> str:
+    shown = ", ".join(header[:LISTED_COLUMNS]) + (
+        f" and {len(header) - LISTED_COLUMNS} more" if len(header) > LISTED_COLUMNS else ""
+    )
+    return (
+        f"no label column {label_column!r}; name the column that holds the classes with --label-column NAME "
+        f"(pipeline: -p LabelColumn=NAME); the columns are {shown}"
+    )
+
+
+def read_directory(directory: Path, label_column: str, source: str | None = None) -> Table:
+    """All CSV files of a directory (a SageMaker channel), in name order, as one table with one header. Errors name
+    each file under `source` (default: the directory) by its name."""
     paths = sorted(directory.glob("*.csv"))
     if not paths:
-        raise DataError(f"{directory}: no .csv files")
-    tables = [read_table(path, label_column, dtype) for path in paths]
+        raise DataError(f"{source or directory}: no .csv files")
+    tables = [read_table(path, label_column, f"{source.rstrip('/')}/{path.name}" if source else None) for path in paths]
     for table in tables[1:]:
-        if table.feature_names != tables[0].feature_names:
+        if table.columns != tables[0].columns:
             raise DataError(f"{table.source}: columns differ from {tables[0].source}")
     if len(tables) == 1:
         return tables[0]
     return Table(
-        source=str(directory),
-        feature_names=tables[0].feature_names,
-        features=np.concatenate([table.features for table in tables]),
+        source=source or str(directory),
+        columns=tables[0].columns,
+        label_column=label_column,
+        cells=np.concatenate([table.cells for table in tables]),
         labels=np.concatenate([table.labels for table in tables]),
     )
 
 
-def _as_numbers(path: Path, cells: np.ndarray, names: list[str], dtype: type) -> np.ndarray:
+# A numeric column with more distinct values than this is a quantity to predict (regression), not a set of classes.
+MAX_NUMERIC_CLASSES = 50
+
+
+def check_classification_target(table: Table) -> None:
+    """Refuse a continuous label column (prices, measurements), which a classifier cannot learn."""
+    distinct = np.unique(table.labels)
+    if len(distinct) <= MAX_NUMERIC_CLASSES:
+        return
     try:
-        values = cells.astype(dtype)
+        distinct.astype(np.float64)
     except ValueError:
-        for (row, column), cell in np.ndenumerate(cells):
-            try:
-                float(cell)
-            except ValueError:
-                raise DataError(f"{path} row {row + 1} column {names[column]!r}: {cell!r} is not a number") from None
-        raise
-    bad = np.argwhere(~np.isfinite(values))
-    if bad.size:
-        row, column = bad[0]
-        raise DataError(f"{path} row {row + 1} column {names[column]!r}: {cells[row, column]!r} is not a finite number")
-    return values
+        return
+    raise DataError(
+        f"{table.source}: label column {table.label_column!r} holds {len(distinct)} distinct numbers in {len(table)} "
+        f"rows, a continuous quantity; this kit trains classifiers (at most {MAX_NUMERIC_CLASSES} numeric classes): "
+        "bin it into classes or name another --label-column"
+    )
 
 
 def class_labels(labels: np.ndarray) -> tuple[str, ...]:
@@ -111,43 +178,3 @@ def encode_labels(table: Table, classes: tuple[str, ...], label_column: str) -> 
             f"the training data (classes: {', '.join(classes)})"
         )
     return np.array([index[label] for label in table.labels], dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Scaling:
-    """Standardization statistics (mean and scale per feature), fitted on the training split only."""
-
-    feature_names: tuple[str, ...]
-    mean: np.ndarray
-    scale: np.ndarray
-
-    @classmethod
-    def fit(cls, table: Table) -> Scaling:
-        std = table.features.astype(np.float64).std(axis=0)
-        # A constant feature carries no information; a scale of 1 keeps it at zero instead of dividing by zero.
-        scale = np.where(std > 0, std, 1.0)
-        return cls(table.feature_names, table.features.astype(np.float64).mean(axis=0), scale)
-
-    def apply(self, features: np.ndarray) -> np.ndarray:
-        return ((features - self.mean) / self.scale).astype(np.float32)
-
-    def check_columns(self, table: Table) -> None:
-        if table.feature_names != self.feature_names:
-            missing = [name for name in self.feature_names if name not in table.feature_names]
-            extra = [name for name in table.feature_names if name not in self.feature_names]
-            detail = f"missing {missing}, unexpected {extra}" if missing or extra else "same columns, other order"
-            raise DataError(f"{table.source}: feature columns differ from the scaling statistics: {detail}")
-
-    def to_dict(self) -> dict:
-        return {"feature_names": list(self.feature_names), "mean": self.mean.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> Scaling:
-        return cls(tuple(values["feature_names"]), np.array(values["mean"]), np.array(values["scale"]))
-
-    def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=1))
-
-    @classmethod
-    def load(cls, path: Path) -> Scaling:
-        return cls.from_dict(json.loads(path.read_text()))

@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from training_code.choices import ACTIVATIONS, AUTO_INITIALIZER, INITIALIZERS, OPTIMIZERS
-from training_code.contract import DEFAULT_LABEL_COLUMN
 
 WEIGHT_INITS = (AUTO_INITIALIZER, *INITIALIZERS)
 
@@ -33,7 +32,6 @@ class Hyperparameters:
     patience: int = 8
     min_delta: float = 1e-4
     seed: int = 42
-    label_column: str = DEFAULT_LABEL_COLUMN
     mixed_precision: str = "auto"
 
     def __post_init__(self) -> None:
@@ -50,7 +48,6 @@ class Hyperparameters:
             "weight_decay": (self.weight_decay >= 0, ">= 0"),
             "patience": (self.patience >= 1, ">= 1"),
             "min_delta": (self.min_delta >= 0, ">= 0"),
-            "label_column": (bool(self.label_column), "a column name"),
             "mixed_precision": (self.mixed_precision in MIXED_PRECISION_MODES, f"one of {MIXED_PRECISION_MODES}"),
         }
         for name, (valid, expected) in checks.items():

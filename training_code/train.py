@@ -10,13 +10,16 @@ resumes from the last checkpoint and ends exactly where an uninterrupted run wou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -28,9 +31,10 @@ from training_code.artifact import ModelArtifact
 from training_code.checkpoint import load_checkpoint, save_checkpoint
 from training_code.contract import (
     DEFAULT_CHECKPOINT_DIR,
+    DEFAULT_LABEL_COLUMN,
     DEFAULT_MODEL_DIR,
+    ENCODING_FILE,
     MODEL_DIR_VARIABLE,
-    SCALING_FILE,
     TRAIN_CHANNEL,
     TRAINING_FAILURE_FILE,
     TRAINING_JOB_NAME_VARIABLE,
@@ -38,8 +42,16 @@ from training_code.contract import (
     WARM_START_CHANNEL,
     channel_variable,
 )
-from training_code.data import DataError, Scaling, Table, class_labels, encode_labels, read_directory
+from training_code.data import (
+    DataError,
+    Table,
+    check_classification_target,
+    class_labels,
+    encode_labels,
+    read_directory,
+)
 from training_code.failure import ArgumentParser, run_script
+from training_code.features import Encoding, EncodingError, infer_columns
 from training_code.initializers import initialize, resolve_scheme
 from training_code.metrics import epoch_line, final_line
 from training_code.model import MLP, ModelConfig
@@ -73,8 +85,18 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         help="a previous model artifact (directory or model.tar.gz) to start from instead of a fresh initialization",
     )
     parser.add_argument("--model-dir", type=Path, default=_from_environment(MODEL_DIR_VARIABLE, DEFAULT_MODEL_DIR))
-    parser.add_argument("--checkpoint-dir", type=Path, default=DEFAULT_CHECKPOINT_DIR)
+    parser.add_argument(
+        "--checkpoint-dir",
+        type=Path,
+        help=f"where every epoch is checkpointed and an interrupted run resumes (in SageMaker: {DEFAULT_CHECKPOINT_DIR}"
+        "/<job name>; elsewhere by default a temporary directory of the run's own)",
+    )
     parser.add_argument("--failure-file", type=Path, default=TRAINING_FAILURE_FILE)
+    parser.add_argument(
+        "--label-column",
+        default="",
+        help=f"the column that holds the classes (default: Preprocess's, else {DEFAULT_LABEL_COLUMN!r})",
+    )
     hp.add_arguments(parser)
     arguments, unknown = parser.parse_known_args(argv)
     # SageMaker adds its own entries, e.g. `_tuning_objective_metric` during tuning; anything else is a mistake.
@@ -150,7 +172,7 @@ def log(workers: Workers, message: str) -> None:
 
 @dataclass(frozen=True)
 class PreparedData:
-    scaling: Scaling
+    encoding: Encoding
     classes: tuple[str, ...]
     train_x: torch.Tensor
     train_y: torch.Tensor
@@ -158,38 +180,53 @@ class PreparedData:
     validation_y: torch.Tensor
 
 
-def prepare_data(
-    arguments: argparse.Namespace, params: hp.Hyperparameters, warm_start: ModelArtifact | None, device: torch.device
-) -> PreparedData:
-    train = read_directory(arguments.train, params.label_column)
-    validation = read_directory(arguments.validation, params.label_column)
+def prepare_data(arguments: argparse.Namespace, warm_start: ModelArtifact | None, device: torch.device) -> PreparedData:
+    encoding_file = arguments.train / ENCODING_FILE
+    fitted = Encoding.load(encoding_file) if encoding_file.exists() else None
+    label_column = arguments.label_column or (fitted.label_column if fitted else DEFAULT_LABEL_COLUMN)
+    if fitted and fitted.label_column != label_column:
+        raise ValueError(
+            f"--label-column {label_column!r}, but the encoding in {encoding_file} was fitted with label column "
+            f"{fitted.label_column!r}; drop --label-column or preprocess again"
+        )
+    train = read_directory(arguments.train, label_column)
+    validation = read_directory(arguments.validation, label_column)
+    check_classification_target(train)
     if warm_start:
-        # The previous weights were learned on the previous scaling; keep it so they mean the same thing.
-        scaling, classes = warm_start.scaling, warm_start.classes
+        # The previous weights were learned on the previous encoding; keep it so they mean the same thing.
+        encoding, classes = warm_start.encoding, warm_start.classes
     else:
-        statistics = arguments.train / SCALING_FILE
-        scaling = Scaling.load(statistics) if statistics.exists() else Scaling.fit(train)
+        encoding = fitted or fit_encoding(train, validation)
         classes = class_labels(train.labels)
-    scaling.check_columns(train)
-    scaling.check_columns(validation)
     if len(classes) < 2:
-        raise DataError(f"{train.source}: column {params.label_column!r} has a single class {classes}; need two")
-    storage = _storage_device(train, validation, device)
+        raise DataError(f"{train.source}: column {label_column!r} has a single class {classes}; need two")
+    storage = _storage_device(train, validation, encoding, device)
     return PreparedData(
-        scaling=scaling,
+        encoding=encoding,
         classes=classes,
-        train_x=torch.from_numpy(scaling.apply(train.features)).to(storage),
-        train_y=torch.from_numpy(encode_labels(train, classes, params.label_column)).to(storage),
-        validation_x=torch.from_numpy(scaling.apply(validation.features)).to(storage),
-        validation_y=torch.from_numpy(encode_labels(validation, classes, params.label_column)).to(storage),
+        train_x=torch.from_numpy(encoding.transform(train.codes(encoding))).to(storage),
+        train_y=torch.from_numpy(encode_labels(train, classes, label_column)).to(storage),
+        validation_x=torch.from_numpy(encoding.transform(validation.codes(encoding))).to(storage),
+        validation_y=torch.from_numpy(encode_labels(validation, classes, label_column)).to(storage),
     )
 
 
-def _storage_device(train: Table, validation: Table, device: torch.device) -> torch.device:
+def fit_encoding(train: Table, validation: Table) -> Encoding:
+    """Without Preprocess's encoding: fitted here on the train split, with the kinds of both splits' columns."""
+    if validation.feature_names != train.feature_names:
+        raise DataError(f"{validation.source}: columns differ from {train.source}")
+    try:
+        kinds, may_miss = infer_columns(np.concatenate([train.cells, validation.cells]), train.feature_names)
+        return Encoding.fit(train.cells, train.feature_names, train.label_column, kinds, may_miss)
+    except EncodingError as error:
+        raise train.error(error) from None
+
+
+def _storage_device(train: Table, validation: Table, encoding: Encoding, device: torch.device) -> torch.device:
     """Keep the data on the GPU when it fits comfortably; otherwise batches are copied over one at a time."""
     if device.type != "cuda":
         return device
-    size = (train.features.size + validation.features.size) * 4 + (len(train) + len(validation)) * 8
+    size = (len(train) + len(validation)) * (encoding.width * 4 + 8)
     free, _ = torch.cuda.mem_get_info(device)
     return device if size < DEVICE_RESIDENT_FRACTION * free else torch.device("cpu")
 
@@ -201,7 +238,7 @@ def build_model(
     params: hp.Hyperparameters, data: PreparedData, warm_start: ModelArtifact | None, warm_start_path: Path | None
 ) -> MLP:
     config = ModelConfig(
-        input_size=len(data.scaling.feature_names),
+        input_size=data.encoding.width,
         hidden_sizes=params.hidden_sizes,
         num_classes=len(data.classes),
         activation=params.activation,
@@ -298,11 +335,15 @@ def evaluate(
     return loss_sum / len(labels), correct / len(labels)
 
 
-def checkpoint_directory(root: Path) -> Path:
-    """Inside SageMaker, one subdirectory per training job: the trials of a tuning job share the checkpoint S3 prefix,
-    and a spot restart of a job (same name) must find its own checkpoint, not another trial's."""
+def checkpoint_directory(root: Path | None, stack: contextlib.ExitStack) -> Path:
+    """Inside SageMaker, one subdirectory per training job of --checkpoint-dir (default /opt/ml/checkpoints): the
+    trials of a tuning job share the checkpoint S3 prefix, and a spot restart of a job (same name) must find its own
+    checkpoint, not another trial's. Elsewhere --checkpoint-dir itself, or by default a directory of this run's own
+    that goes when it ends: a run with other hyperparameters must not find this one's checkpoint."""
     job = os.environ.get(TRAINING_JOB_NAME_VARIABLE)
-    return root / job if job else root
+    if job:
+        return (root or DEFAULT_CHECKPOINT_DIR) / job
+    return root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mlops-checkpoints-")))
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:
@@ -349,12 +390,17 @@ def resume(
 
 
 def train(arguments: argparse.Namespace) -> None:
+    with contextlib.ExitStack() as stack:
+        run_training(arguments, stack)
+
+
+def run_training(arguments: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     started = time.perf_counter()
     params = hp.from_arguments(arguments)
     workers = Workers.start()
     torch.manual_seed(params.seed)
     warm_start = ModelArtifact.load(arguments.model) if arguments.model else None
-    data = prepare_data(arguments, params, warm_start, workers.device)
+    data = prepare_data(arguments, warm_start, workers.device)
     model = build_model(params, data, warm_start, arguments.model).to(workers.device)
     # Same initial weights on every worker (above); different dropout masks on each (below).
     torch.manual_seed(params.seed + workers.rank)
@@ -362,7 +408,7 @@ def train(arguments: argparse.Namespace) -> None:
         params.optimizer, model.parameters(), params.learning_rate, params.momentum, params.weight_decay
     )
     precision = MixedPrecision(params.mixed_precision, workers.device)
-    checkpoint_dir = checkpoint_directory(arguments.checkpoint_dir)
+    checkpoint_dir = checkpoint_directory(arguments.checkpoint_dir, stack)
     progress = resume(checkpoint_dir, params, model, optimizer, precision, workers)
     trained = DistributedDataParallel(model) if workers.distributed else model
     sampler = DistributedSampler(
@@ -373,7 +419,8 @@ def train(arguments: argparse.Namespace) -> None:
     )
     log(
         workers,
-        f"training on {len(data.train_y)} rows x {len(data.scaling.feature_names)} features, {len(data.classes)} "
+        f"training on {len(data.train_y)} rows x {len(data.encoding.feature_names)} features ({data.encoding.width} "
+        f"inputs), {len(data.classes)} "
         f"classes, {workers.world_size} worker(s) on {workers.device}, data on {data.train_x.device}, "
         f"mixed precision {'on' if precision.enabled else 'off'}, weights: {start}",
     )
@@ -424,10 +471,8 @@ def train(arguments: argparse.Namespace) -> None:
     if workers.is_chief:
         ModelArtifact(
             model_config=model.config,
-            feature_names=data.scaling.feature_names,
-            scaling=data.scaling,
+            encoding=data.encoding,
             classes=data.classes,
-            label_column=params.label_column,
             hyperparameters=params.to_dict(),
             history=progress.history,
             best_epoch=progress.best_epoch,

@@ -4,14 +4,17 @@ Everything else reaches it as it would reach AWS, through the standard settings 
 region), so the registry, promotion and serving code paths are the ones that run against an account.
 
 Each command that uses it (`mlops --local ...`, `mlops local run`) starts a server, restores the state saved in
-`<state dir>/aws-state.pickle`, and saves it again when it ends. `mlops local aws` keeps one running in the
-foreground for other tools (the AWS CLI, notebooks); while it runs, commands use it instead of starting their own.
+`<state dir>/aws-state.pickle`, and saves it again when it ends if it changed anything (a command that only reads
+leaves the file as it was). `mlops local aws` keeps one running in the foreground for other tools (the AWS CLI,
+notebooks); while it runs, commands use it instead of starting their own.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import io
 import json
 import logging
 import os
@@ -44,13 +47,21 @@ STOP_SIGNALS = (signal.SIGINT, *UNWINDING_SIGNALS)
 
 
 class EmbeddedAwsError(Exception):
-    """The embedded AWS could not start or its saved state could not be read; the message says what to do."""
+    """The embedded AWS could not start, or its saved state or a local run's record could not be read; the message
+    names the file and says what to do."""
 
 
 @dataclass(frozen=True)
 class Endpoint:
     url: str
     region: str
+    # Where this command saves the state when it ends; None when a `mlops local aws` server keeps it.
+    state_file: Path | None = None
+
+    def state_note(self) -> str:
+        if self.state_file is None:
+            return f"the embedded AWS at {self.url} keeps its state"
+        return f"the embedded AWS state is saved in {self.state_file}"
 
     def environment(self) -> dict[str, str]:
         return {
@@ -71,6 +82,18 @@ def _check_port_free(port: int) -> None:
             raise EmbeddedAwsError(f"cannot listen on {LOOPBACK}:{port}: {error.strerror}") from None
 
 
+@contextlib.contextmanager
+def stop_signals_kept_from_new_threads() -> Iterator[None]:
+    """Threads started in the block (and the threads they start) never take a stop signal. The system hands a
+    process's signal to any thread that does not block it, and Python runs the handler in the main thread only when
+    that thread wakes: one taken by another thread would leave the main thread asleep in a wait, the signal unseen."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def _started_server(port: int) -> Any:
     """moto's server on loopback (imported here: the CLI's other commands need not pay for moto's import)."""
     from moto.server import ThreadedMotoServer
@@ -78,17 +101,38 @@ def _started_server(port: int) -> Any:
     # The server logs every request it answers; a local run's output is the pipeline's, not the HTTP traffic.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    server.start()
+    with stop_signals_kept_from_new_threads():
+        server.start()
     return server
 
 
-def _save_state(path: Path) -> None:
+def _current_state() -> dict[str, Any]:
     from moto.backends import get_backend
 
-    state = {service: dict(get_backend(service)) for service in PERSISTED_SERVICES}
+    return {service: dict(get_backend(service)) for service in PERSISTED_SERVICES}
+
+
+def _save_state(path: Path) -> None:
     partial = path.with_suffix(".partial")
-    partial.write_bytes(pickle.dumps(state))
+    partial.write_bytes(pickle.dumps(_current_state()))
     os.replace(partial, path)
+
+
+def _fingerprint() -> bytes:
+    """A digest of the state as it would be saved, less what merely reading it changes: moto counts on each object
+    how often it was described or downloaded (`_tick`, for its simulated status transitions)."""
+    from moto.moto_api._internal.managed_state_model import ManagedState
+
+    class WithoutReadCounts(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if not isinstance(obj, ManagedState):
+                return NotImplemented
+            rebuild, arguments, state, *rest = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+            return (rebuild, arguments, {key: value for key, value in state.items() if key != "_tick"}, *rest)
+
+    buffer = io.BytesIO()
+    WithoutReadCounts(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(_current_state())
+    return hashlib.sha256(buffer.getvalue()).digest()
 
 
 def _read_state(path: Path) -> dict[str, Any]:
@@ -121,6 +165,19 @@ def _restore_state(path: Path) -> None:
         backend = get_backend(service)
         backend.clear()
         backend.update(state.get(service, {}))
+
+
+@contextlib.contextmanager
+def _restored_state(path: Path) -> Iterator[None]:
+    """The saved state for the block, saved again after it (also when it fails: what was done is kept, as in AWS)
+    unless nothing in it changed: a command that only reads leaves the file as it was, its bytes and its time."""
+    _restore_state(path)
+    restored = _fingerprint()
+    try:
+        yield
+    finally:
+        if _fingerprint() != restored:
+            _save_state(path)
 
 
 def _running_endpoint(layout: LocalLayout) -> Endpoint | None:
@@ -196,37 +253,34 @@ def embedded_aws(layout: LocalLayout, region: str = DEFAULT_LOCAL_REGION) -> Ite
     """The embedded AWS for the length of the block, with this process's AWS settings pointing at it.
 
     Uses the `mlops local aws` server when one runs; otherwise starts one on a free loopback port, restores the saved
-    state, and saves it at the end (also when the block fails: what was done is kept, as in AWS)."""
+    state, and saves what the block changed at the end."""
     running = _running_endpoint(layout)
     if running is not None:
         with _environment(Endpoint(running.url, region).environment()):
             yield Endpoint(running.url, region)
         return
-    with _exits_cleanly_on_stop_signals(), _locked(layout):
-        _restore_state(layout.aws_state_file)
+    with _exits_cleanly_on_stop_signals(), _locked(layout), _restored_state(layout.aws_state_file):
         server = _started_server(0)
         host, port = server.get_host_and_port()
-        endpoint = Endpoint(f"http://{host}:{port}", region)
+        endpoint = Endpoint(f"http://{host}:{port}", region, layout.aws_state_file)
         try:
             with _environment(endpoint.environment()):
                 yield endpoint
         finally:
             server.stop()
-            _save_state(layout.aws_state_file)
 
 
 def serve_until_stopped(layout: LocalLayout, port: int, region: str, on_ready: Callable[[Endpoint], None]) -> None:
-    """Run the embedded AWS in the foreground on `port` until SIGINT, SIGTERM or SIGHUP, then save its state,
+    """Run the embedded AWS in the foreground on `port` until SIGINT, SIGTERM or SIGHUP, then save what changed,
     recording the endpoint for other commands meanwhile (they use this server and leave the state to it)."""
     if _running_endpoint(layout) is not None:
         raise EmbeddedAwsError(f"an embedded AWS already runs (see {layout.endpoint_file})")
     _check_port_free(port)
     stopped = threading.Event()
-    with _locked(layout):
-        _restore_state(layout.aws_state_file)
+    with _locked(layout), _restored_state(layout.aws_state_file):
         server = _started_server(port)
         host, bound = server.get_host_and_port()
-        endpoint = Endpoint(f"http://{host}:{bound}", region)
+        endpoint = Endpoint(f"http://{host}:{bound}", region, layout.aws_state_file)
         layout.endpoint_file.write_text(json.dumps({"url": endpoint.url, "region": region, "pid": os.getpid()}))
         for signum in STOP_SIGNALS:
             signal.signal(signum, lambda *_: stopped.set())
@@ -236,4 +290,3 @@ def serve_until_stopped(layout: LocalLayout, port: int, region: str, on_ready: C
         finally:
             layout.endpoint_file.unlink(missing_ok=True)
             server.stop()
-            _save_state(layout.aws_state_file)

@@ -10,7 +10,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipelines import spec
-from pipelines.local.runner import RunObserver, RunResult
+from pipelines.local.aws import Endpoint, stop_signals_kept_from_new_threads
+from pipelines.local.runner import BEFORE_FIRST_STEP, RunObserver, RunResult
 from pipelines.local.tuning import Trial, TrialResult
 from training_code.contract import MULTICLASS_METRICS
 from training_code.metrics import TRAIN_LOSS, VALIDATION_ACCURACY, parse_metrics
@@ -23,7 +24,7 @@ class ConsoleObserver(RunObserver):
         self.console = console
         self.progress: Progress | None = None
         self.tasks: dict[str, Any] = {}
-        self.finished = 0
+        self.finished: set[str] = set()
         self.lock = threading.Lock()
 
     def step_started(self, name: str, step_type: str) -> None:
@@ -45,8 +46,9 @@ class ConsoleObserver(RunObserver):
             self.tasks[trial.name] = self.progress.add_task(
                 f"trial {trial.number}/{len(trials)}", total=epochs or None, accuracy=""
             )
-        self.finished = 0
-        self.progress.start()
+        self.finished = set()
+        with stop_signals_kept_from_new_threads():  # the bars' refresh thread
+            self.progress.start()
 
     def trial_line(self, trial: Trial, line: str) -> None:
         metrics = parse_metrics(line)
@@ -57,8 +59,11 @@ class ConsoleObserver(RunObserver):
         )
 
     def close(self) -> None:
-        """Stop the trial bars of a run that ended inside its tuning step (a failure, Ctrl-C)."""
+        """Stop the trial bars of a run that ended inside its tuning step: trials that did not finish were stopped."""
         if self.progress is not None and self.progress.live.is_started:
+            for name, task in self.tasks.items():
+                if name not in self.finished:
+                    self.progress.update(task, accuracy="[yellow]stopped[/yellow]")
             self.progress.stop()
 
     def trial_finished(self, result: TrialResult) -> None:
@@ -71,8 +76,8 @@ class ConsoleObserver(RunObserver):
                 # Early stopping ends a trial before its epoch budget: the bar shows it done.
                 done = self.progress.tasks[task].completed
                 self.progress.update(task, total=done, accuracy=f"final {VALIDATION_ACCURACY}={result.objective:.4f}")
-            self.finished += 1
-            if self.finished == len(self.tasks):
+            self.finished.add(result.trial.name)
+            if len(self.finished) == len(self.tasks):
                 self.progress.stop()
         tuned = " ".join(f"{name}={value.strip(chr(34))}" for name, value in result.trial.tuned.items())
         outcome = (
@@ -85,6 +90,16 @@ class ConsoleObserver(RunObserver):
 
 def evaluation_report(result: RunResult) -> dict[str, Any] | None:
     return result.reports.get(f"{spec.StepName.EVALUATE}.{spec.EVALUATION_PROPERTY_FILE}")
+
+
+def stopped_message(result: RunResult, endpoint: Endpoint) -> str:
+    """The one line a stopped run ends with: where it stopped, what it stopped, and that nothing is lost."""
+    where = "before the first step" if result.stopped_in == BEFORE_FIRST_STEP else f"in step {result.stopped_in}"
+    jobs = f" (stopped {', '.join(result.stopped_jobs)})" if result.stopped_jobs else ""
+    return (
+        f"stopped {where}{jobs}: execution {result.execution_id} is recorded as Stopped in {result.record_file}; "
+        f"{endpoint.state_note()}"
+    )
 
 
 def print_summary(console: Console, result: RunResult) -> None:

@@ -4,20 +4,29 @@ Each job gets its own directory standing in for the container's filesystem: `/op
 Inputs are downloaded from (embedded) S3 to their container paths, the job's own command runs with the variables
 SageMaker sets, and outputs are uploaded where the definition says. A job that fails is reported with the reason it
 wrote where SageMaker reads it (`/opt/ml/output/failure` for training, `/opt/ml/output/message` for processing).
+
+A job's process lives no longer than the run: a stop signal ends every running job at once (as stopping a pipeline
+execution stops its jobs), and on Linux the kernel ends a job whose run was killed outright.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tarfile
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from pipelines.local.aws import STOP_SIGNALS
 from pipelines.local.expressions import hyperparameter_value
 from pipelines.registry import split_s3_uri
 from training_code.contract import (
@@ -42,6 +51,8 @@ CHANNELS_DIR = CONTAINER_ROOT / "input" / "data"
 OUTPUT_DATA_DIR = CONTAINER_ROOT / "output" / "data"
 LOCAL_HOST = "algo-1"
 LOG_FILE = "job.log"
+# A container's /tmp lives and dies with it: a job's temporary files go here, removed when the job ends.
+TMP_DIR = "tmp"
 # SageMaker reports the reason a job wrote; without one, the end of its log is the best substitute.
 LOG_TAIL_LINES = 5
 
@@ -54,6 +65,24 @@ class JobFailed(Exception):
         self.job_name = job_name
         self.reason = reason
         self.log = log
+
+
+class JobStopped(BaseException):
+    """The run was stopped while this job ran or before it started. Not an Exception: the handlers that turn a job's
+    errors into a failed trial must not report a stopped one as failed."""
+
+    def __init__(self, job_name: str) -> None:
+        super().__init__(f"{job_name}: stopped")
+        self.job_name = job_name
+
+
+class RunStopped(SystemExit):
+    """A stop signal (Ctrl-C, SIGTERM, SIGHUP) ended the run after its jobs' processes. A SystemExit: a caller that
+    does not report it exits as the signal would have it end (128 + its number), without a traceback."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signal_name = signal.Signals(signum).name
 
 
 @dataclass(frozen=True)
@@ -74,6 +103,109 @@ class ContainerRoot:
     @property
     def log(self) -> Path:
         return self.directory / LOG_FILE
+
+
+def _kill(process: subprocess.Popen[str]) -> None:
+    """The job's whole process group: what it started itself (torchrun's workers) ends with it."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+class _RunningJobs:
+    """This command's running job processes, by job name. A signal handler stops them while the threads that started
+    them wait on them; it takes no lock, which the interrupted main thread could be holding."""
+
+    def __init__(self) -> None:
+        self.processes: dict[str, subprocess.Popen[str]] = {}
+        self.stopping = False
+        self.stopped: dict[str, None] = {}  # in the order they were stopped
+
+    def reset(self) -> None:
+        self.processes.clear()
+        self.stopping = False
+        self.stopped = {}
+
+    def stop(self) -> None:
+        self.stopping = True
+        for name, process in list(self.processes.items()):
+            _kill(process)
+            self.stopped[name] = None
+
+    def check(self, job_name: str) -> None:
+        if self.stopping:
+            raise JobStopped(job_name)
+
+    def started(self, job_name: str, process: subprocess.Popen[str]) -> None:
+        self.processes[job_name] = process
+        # A stop between the check before starting and the line above has not seen this process.
+        if self.stopping:
+            _kill(process)
+            self.stopped[job_name] = None
+
+    def ended(self, job_name: str) -> None:
+        self.processes.pop(job_name, None)
+
+
+_RUNNING = _RunningJobs()
+
+
+def stopped_jobs() -> list[str]:
+    """The jobs that a stop signal ended while they ran (read inside jobs_stopped_by_signals' block)."""
+    return list(_RUNNING.stopped)
+
+
+@contextlib.contextmanager
+def jobs_stopped_by_signals() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP end the running jobs' processes at once, keep jobs not started yet from starting,
+    and then end the block with RunStopped. Only the main thread can set handlers; elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        # A second Ctrl-C while the run winds down is ignored: its record and the state still have to be written.
+        if _RUNNING.stopping:
+            return
+        _RUNNING.stop()
+        raise RunStopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _RUNNING.reset()  # the next run in this process starts its jobs again
+
+
+# PR_SET_PDEATHSIG, resolved once here: between fork and exec the child must do as little as it can.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+_SET_PARENT_DEATH_SIGNAL = 1
+
+
+def _leave_stop_signals_to_the_main_thread() -> None:
+    """A trial's thread never takes a stop signal: the main thread, waiting on the trials, would not wake to handle
+    it (see pipelines.local.aws.stop_signals_kept_from_new_threads)."""
+    if threading.current_thread() is not threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
+def _prepared_child(parent: int) -> Callable[[], None]:
+    """What the job's process does before its command: take the stop signals again (a trial's thread blocks them,
+    and a child inherits that), and on Linux get SIGKILL when the thread that started it ends, so that a run killed
+    outright (SIGKILL, which no handler sees) leaves no job behind. Elsewhere such a job ends at its next line of
+    output, on the closed pipe."""
+    prctl = _PRCTL
+
+    def prepare() -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        if prctl is not None:
+            prctl(_SET_PARENT_DEATH_SIGNAL, signal.SIGKILL)
+            if os.getppid() != parent:  # the run ended before the line above: nothing would send the signal
+                os._exit(1)
+
+    return prepare
 
 
 def download(s3: Client, uri: str, destination: Path) -> int:
@@ -108,29 +240,45 @@ def run_logged(
     working_dir: Path,
     on_line: Callable[[str], None] | None = None,
 ) -> int:
-    """Run the job's process, its output to the job log (as CloudWatch has it) and, line by line, to `on_line`."""
+    """Run the job's process, its output to the job log (as CloudWatch has it) and, line by line, to `on_line`.
+
+    Raises JobStopped when a stop signal ended it (or came before it started)."""
+    _leave_stop_signals_to_the_main_thread()
+    job_name = root.directory.name
+    _RUNNING.check(job_name)
+    temporary = root.directory / TMP_DIR
+    temporary.mkdir(parents=True, exist_ok=True)
     with root.log.open("a", encoding="utf-8") as log:
         process = subprocess.Popen(
             command,
             cwd=working_dir,
-            env={**os.environ, **environment},
+            env={**os.environ, **environment, "TMPDIR": str(temporary)},
+            # A container has no terminal; a job outside the terminal's process group would stop on reading it.
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            # Its own process group: Ctrl-C reaches the run alone, which stops the jobs itself (no job tracebacks).
+            process_group=0,
+            preexec_fn=_prepared_child(os.getpid()),
         )
+        _RUNNING.started(job_name, process)
         assert process.stdout is not None
         try:
             for line in process.stdout:
                 log.write(line)
                 if on_line is not None:
                     on_line(line.rstrip("\n"))
-            return process.wait()
+            exit_code = process.wait()
         finally:
-            # A run that stops (Ctrl-C, SIGTERM) stops its jobs, as stopping an execution stops its jobs.
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            # However the run left this function (Ctrl-C, an error in on_line), the job does not outlive it.
+            _kill(process)
+            process.wait()
+            _RUNNING.ended(job_name)
+            shutil.rmtree(temporary, ignore_errors=True)
+    _RUNNING.check(job_name)
+    return exit_code
 
 
 def failure_reason(root: ContainerRoot, failure_file: Path, exit_code: int) -> str:
@@ -208,6 +356,8 @@ def run_training_job(
     read_metrics: Callable[[str], dict[str, float]] | None = None,
 ) -> TrainingOutcome:
     """A resolved training job definition with these (JSON-encoded, as SageMaker stores them) hyperparameters."""
+    _leave_stop_signals_to_the_main_thread()
+    _RUNNING.check(name)  # a trial still waiting for its turn when the run stops does not start
     root.directory.mkdir(parents=True, exist_ok=True)
     channels = {}
     for channel in definition["InputDataConfig"]:

@@ -35,6 +35,15 @@ class LocalLayout:
         """Written while `mlops local aws` runs: its URL and process id."""
         return self.root / "aws-endpoint.json"
 
+    @property
+    def runs_dir(self) -> Path:
+        return self.root / "runs"
+
     def run_dir(self, execution_id: str) -> Path:
-        """A local execution's jobs: each job's /opt/ml tree, its log and its failure reason."""
-        return self.root / "runs" / execution_id
+        """A local execution's record (run.json) and jobs: each job's /opt/ml tree, its log and its failure reason."""
+        return self.runs_dir / execution_id
+
+    @property
+    def samples_dir(self) -> Path:
+        """The bundled sample data as runs upload it: one file per row count, written again by each run."""
+        return self.root / "samples"

@@ -4,20 +4,26 @@ The runner executes the definition that `cdk deploy` deploys (built by pipelines
 pipelines/spec.py), not a copy of it: the same steps in the same order, the same parameters and defaults, the same
 step scripts and code bundle, the same container paths and S3 locations. Only where a job runs differs: a local
 process stands in for each processing and training container (see pipelines/local/jobs.py).
+
+Each run keeps its record in `run.json` from its start (status Executing) to its end. Before a run starts, the records
+of runs whose command was killed outright are settled, and the runs older than the newest KEEP_RUNS are pruned.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import secrets
-import tempfile
+import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -26,14 +32,17 @@ from infra import naming
 from infra.config import StageConfig
 from infra.foundation.layout import DataPrefix
 from infra.naming import BucketPurpose
+from pipelines import spec
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
-from pipelines.definition import PipelineTargets, pipeline_definition
-from pipelines.local.aws import LOCAL_ACCOUNT
+from pipelines.local.aws import LOCAL_ACCOUNT, EmbeddedAwsError
 from pipelines.local.expressions import DefinitionError, Scope, references
-from pipelines.local.jobs import ContainerRoot, JobFailed, run_processing_job
+from pipelines.local.jobs import ContainerRoot, JobFailed, jobs_stopped_by_signals, run_processing_job, stopped_jobs
 from pipelines.local.layout import LocalLayout
 from pipelines.local.tuning import Trial, TrialResult, TuningFailed, plan_trials, run_tuning, summaries
 from pipelines.registry import split_s3_uri
+
+if TYPE_CHECKING:
+    from pipelines.definition import PipelineTargets
 
 Client = Any
 # The step types the local runner executes; a definition with any other type is refused before anything runs.
@@ -58,7 +67,13 @@ LOCAL_EXECUTION_ROLE = "arn:aws:iam::{account}:role/{prefix}-local-execution"
 # Images are not run locally: each job runs in this environment. They name what runs in their place.
 LOCAL_IMAGE = "local/{purpose}"
 RUN_RECORD = "run.json"
+# Held by the command that runs the execution; the system releases it however that command ends.
+RUN_LOCK = "run.lock"
 EXECUTION_VARIABLES = ("PipelineExecutionId", "PipelineExecutionArn")
+EXECUTING = "Executing"
+BEFORE_FIRST_STEP = "(before the first step)"
+# Runs kept, newest first, when a run starts; older runs' directories and S3 objects are deleted.
+KEEP_RUNS = 10
 
 
 class StepFailed(Exception):
@@ -114,6 +129,9 @@ class LocalStage:
         return uris[0], uris[1]
 
     def targets(self, code_bundle_uri: str, step_runner_uri: str) -> PipelineTargets:
+        # Imported here: the SageMaker SDK takes seconds to import, and only building the definition needs it.
+        from pipelines.definition import PipelineTargets
+
         return PipelineTargets(
             region=self.region,
             execution_role_arn=LOCAL_EXECUTION_ROLE.format(account=LOCAL_ACCOUNT, prefix=self.config.resource_prefix),
@@ -128,19 +146,19 @@ class LocalStage:
             serving_image_uri=LOCAL_IMAGE.format(purpose="serving"),
         )
 
-    def replace_raw_data(self, s3: Client, files: list[Path]) -> str:
-        """Make the data bucket's raw/ prefix hold exactly these files (`aws s3 sync --delete`); returns its URI."""
-        bucket = self.bucket(BucketPurpose.DATA)
-        stale = [
-            {"Key": item["Key"]}
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=DataPrefix.RAW)
-            for item in page.get("Contents", [])
-        ]
-        if stale:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": stale})
+    def run_data_uri(self, execution_id: str) -> str:
+        """The execution's own prefix under raw/: runs that share an embedded AWS (`mlops local aws`) at the same
+        time never train on each other's data."""
+        return f"s3://{self.bucket(BucketPurpose.DATA)}/{DataPrefix.RAW}{execution_id}/"
+
+    def upload_data(self, s3: Client, files: list[Path], uri: str) -> None:
+        bucket, prefix = split_s3_uri(uri)
         for path in files:
-            s3.upload_file(str(path), bucket, f"{DataPrefix.RAW}{path.name}")
-        return f"s3://{bucket}/{DataPrefix.RAW}"
+            s3.upload_file(str(path), bucket, prefix + path.name)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class RunObserver:
@@ -163,10 +181,19 @@ class RunResult:
     best_trial: dict[str, Any] | None = None
     model_package_arn: str | None = None
     failure: StepFailed | None = None
-    # The step that was running when the run was stopped (Ctrl-C, SIGTERM), if it was.
+    # The step that was running when the run was stopped (Ctrl-C, SIGTERM), if it was, and the jobs that it stopped.
     stopped_in: str | None = None
+    stopped_jobs: list[str] = field(default_factory=list)
     # Property files the run read, by "<step>.<file name>" (the evaluation report among them).
     reports: dict[str, Any] = field(default_factory=dict)
+    # The last step started: a run killed outright is settled as failed there.
+    current_step: str | None = None
+    # The prefix the run uploaded its data to (None when InputDataUri named other data), and the S3 prefixes its jobs
+    # write: what pruning the run deletes.
+    input_data_uri: str | None = None
+    outputs: list[str] = field(default_factory=list)
+    started: str = field(default_factory=_now)
+    ended: str | None = None
 
     @property
     def registered_version(self) -> str:
@@ -174,19 +201,182 @@ class RunResult:
         assert self.model_package_arn is not None, "the run registered no version"
         return self.model_package_arn.rsplit("/", 1)[-1]
 
+    @property
+    def status(self) -> str:
+        if self.failure:
+            return "Failed"
+        if self.stopped_in:
+            return "Stopped"
+        return "Succeeded" if self.ended else EXECUTING
+
+    @property
+    def record_file(self) -> Path:
+        return self.run_dir / RUN_RECORD
+
     def record(self) -> dict[str, Any]:
         return {
             "execution_id": self.execution_id,
             "execution_arn": self.execution_arn,
-            "status": "Failed" if self.failure else "Stopped" if self.stopped_in else "Succeeded",
+            "status": self.status,
             "failure": {"step": self.failure.step, "reason": self.failure.reason} if self.failure else None,
             "stopped_in": self.stopped_in,
+            "stopped_jobs": self.stopped_jobs,
+            "current_step": self.current_step,
+            "pid": os.getpid(),
+            "started": self.started,
+            "ended": self.ended,
             "parameters": self.parameters,
             "steps": self.steps,
             "best_trial": self.best_trial,
             "reports": self.reports,
             "model_package_arn": self.model_package_arn,
+            "input_data_uri": self.input_data_uri,
+            "outputs": self.outputs,
         }
+
+    def save(self) -> None:
+        _write_record(self.record_file, self.record())
+
+
+def _write_record(path: Path, record: dict[str, Any]) -> None:
+    """Whole or not at all: other commands read the records while this run goes on."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(record, indent=1, default=str))
+    os.replace(partial, path)
+
+
+def read_run_record(path: Path) -> dict[str, Any]:
+    """A run's record; one that cannot be read is named, with what to do, instead of failing with a traceback."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:
+        problem = f"{type(error).__name__}: {error}"
+    else:
+        if _is_run_record(record):
+            return record
+        problem = "it is not a run record of this version"
+    raise EmbeddedAwsError(
+        f"cannot read the local run record {path} ({problem}); delete {path.parent} (that run's record, jobs and "
+        f"logs) to go on"
+    )
+
+
+def _is_run_record(record: Any) -> bool:
+    optional_texts = ("started", "current_step", "input_data_uri", "model_package_arn")
+    return (
+        isinstance(record, dict)
+        and all(isinstance(record.get(name), str) for name in ("execution_id", "status"))
+        and all(isinstance(record.get(name), str | None) for name in optional_texts)
+        and isinstance(record.get("outputs", []), list)
+        and all(isinstance(uri, str) for uri in record.get("outputs", []))
+    )
+
+
+def _run_records(layout: LocalLayout) -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for path in sorted(layout.runs_dir.glob(f"*/{RUN_RECORD}")):
+        with contextlib.suppress(FileNotFoundError):  # pruned meanwhile by another command
+            found.append((path, read_run_record(path)))
+    return found
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path, blocking: bool) -> Iterator[bool]:
+    """The run's lock: held by the command that runs it, and by one that settles or prunes it. Yields whether it was
+    taken (without `blocking`, not when another command holds it or the run is gone)."""
+    try:
+        lock = (run_dir / RUN_LOCK).open("a")
+    except FileNotFoundError:
+        yield False
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
+def settle_abandoned_runs(layout: LocalLayout) -> list[str]:
+    """Record as Failed the runs whose command ended without recording an outcome (killed with SIGKILL, a machine
+    that stopped), in the step they were in, so that none stays Executing forever. Returns their execution ids."""
+    settled = []
+    for path, record in _run_records(layout):
+        if record["status"] != EXECUTING:
+            continue
+        with _run_lock(path.parent, blocking=False) as free:
+            if not free:  # its command still runs
+                continue
+            record = read_run_record(path)  # as its command left it, now that no command can write it
+            if record["status"] != EXECUTING:
+                continue
+            step = record.get("current_step") or BEFORE_FIRST_STEP
+            reason = (
+                f"its command (process {record.get('pid')}) ended without recording an outcome (killed with SIGKILL, "
+                f"or the machine stopped)"
+            )
+            record.update(status="Failed", failure={"step": step, "reason": reason}, ended=_now())
+            _write_record(path, record)
+            settled.append(record["execution_id"])
+    return settled
+
+
+def _s3_uris(value: Any) -> Iterator[str]:
+    if isinstance(value, str) and value.startswith("s3://"):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _s3_uris(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _s3_uris(item)
+
+
+def _registered_objects(sagemaker: Client, model_package_arn: str | None) -> set[str]:
+    """What a version that a run registered refers to (its model, its metrics report), while the registry holds it:
+    pruning the run keeps these, so that the version can still be shown, approved and served."""
+    if not model_package_arn:
+        return set()
+    try:
+        description = sagemaker.describe_model_package(ModelPackageName=model_package_arn)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ValidationException":  # the version is gone
+            return set()
+        raise
+    return set(_s3_uris(description))
+
+
+def _delete_under(s3: Client, prefix_uri: str, kept: set[str]) -> None:
+    bucket, prefix = split_s3_uri(prefix_uri)
+    doomed = [
+        {"Key": item["Key"]}
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        for item in page.get("Contents", [])
+        if f"s3://{bucket}/{item['Key']}" not in kept
+    ]
+    for start in range(0, len(doomed), 1000):  # DeleteObjects takes up to 1,000 keys
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start : start + 1000]})
+
+
+def prune_runs(layout: LocalLayout, s3: Client, sagemaker: Client, keep: int = KEEP_RUNS) -> list[str]:
+    """Delete the finished runs older than the newest `keep`: their directories, their uploaded data and what their
+    jobs wrote to S3, except what a version they registered still refers to. Returns their execution ids."""
+    finished = [(path, record) for path, record in _run_records(layout) if record["status"] != EXECUTING]
+    finished.sort(key=lambda item: (item[1].get("started") or "", str(item[0])), reverse=True)
+    pruned = []
+    for path, record in finished[keep:]:
+        with _run_lock(path.parent, blocking=False) as free:
+            if not free:  # another command settles or prunes it now
+                continue
+            kept = _registered_objects(sagemaker, record.get("model_package_arn"))
+            for prefix in [*record.get("outputs", []), *filter(None, [record.get("input_data_uri")])]:
+                _delete_under(s3, prefix, kept)
+            shutil.rmtree(path.parent)
+        pruned.append(record["execution_id"])
+    return pruned
 
 
 def parameter_values(definition: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,12 +431,16 @@ class LocalPipelineRun:
         layout: LocalLayout,
         observer: RunObserver,
         seed: int = 0,
+        data: list[Path] | None = None,
     ) -> None:
+        """`data`: files to upload to the execution's own prefix under raw/, which its InputDataUri then names."""
         check_supported(definition)
         self.stage = stage
         self.definition = definition
+        self.layout = layout
         self.observer = observer
         self.seed = seed
+        self.data = data
         self.s3 = boto3.client("s3")
         self.sagemaker = boto3.client("sagemaker")
         execution_id = secrets.token_hex(6)
@@ -254,11 +448,17 @@ class LocalPipelineRun:
             f"arn:aws:sagemaker:{stage.region}:{LOCAL_ACCOUNT}:pipeline/{definition_name(stage)}/execution/"
             f"{execution_id}"
         )
+        input_data_uri = None if data is None else stage.run_data_uri(execution_id)
+        if input_data_uri is not None:
+            overrides = {**overrides, spec.ParameterName.INPUT_DATA_URI: input_data_uri}
         self.result = RunResult(
-            execution_id, arn, parameter_values(definition, overrides), layout.run_dir(execution_id)
+            execution_id,
+            arn,
+            parameter_values(definition, overrides),
+            layout.run_dir(execution_id),
+            input_data_uri=input_data_uri,
         )
         self.properties: dict[str, dict[str, Any]] = {}
-        self.current_step: str | None = None
         self.property_files: dict[str, list[Mapping[str, Any]]] = {}
         self.scope = Scope(
             parameters=self.result.parameters,
@@ -278,21 +478,37 @@ class LocalPipelineRun:
         raise DefinitionError(f"step {step} has no property file {name}")
 
     def run(self) -> RunResult:
+        """Settle and prune earlier runs, upload the data, run the steps. A stop signal ends the running jobs, records
+        the run as Stopped and goes on as RunStopped."""
+        settle_abandoned_runs(self.layout)
+        prune_runs(self.layout, self.s3, self.sagemaker)
         self.result.run_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.run_steps(self.definition["Steps"])
-        except StepFailed as failure:
-            self.result.failure = failure
-        except BaseException:
-            self.result.stopped_in = self.current_step or "(before the first step)"
-            raise
-        finally:
-            (self.result.run_dir / RUN_RECORD).write_text(json.dumps(self.result.record(), indent=1, default=str))
+        with _run_lock(self.result.run_dir, blocking=True), jobs_stopped_by_signals():
+            self.result.save()
+            try:
+                if self.data is not None:
+                    self.stage.upload_data(self.s3, self.data, self.stage.run_data_uri(self.result.execution_id))
+                self.run_steps(self.definition["Steps"])
+            except StepFailed as failure:
+                self.result.failure = failure
+            except Exception as error:  # outside any step (the data upload): recorded, and reported by the caller
+                self.result.failure = StepFailed(
+                    self.result.current_step or BEFORE_FIRST_STEP, f"{type(error).__name__}: {error}"
+                )
+                raise
+            except BaseException:
+                self.result.stopped_in = self.result.current_step or BEFORE_FIRST_STEP
+                self.result.stopped_jobs = stopped_jobs()
+                raise
+            finally:
+                self.result.ended = _now()
+                self.result.save()
         return self.result
 
     def run_steps(self, steps: list[Mapping[str, Any]]) -> None:
         for step in steps:
-            self.current_step = step["Name"]
+            self.result.current_step = step["Name"]
+            self.result.save()
             self.observer.step_started(step["Name"], step["Type"])
             started = time.monotonic()
             try:
@@ -316,9 +532,16 @@ class LocalPipelineRun:
     def job_root(self, job_name: str) -> ContainerRoot:
         return ContainerRoot(self.result.run_dir / job_name)
 
+    def will_write(self, prefixes: Iterable[str]) -> None:
+        """Record the S3 prefixes a step's jobs write before they write them: pruning finds them even when the run
+        is killed in that step."""
+        self.result.outputs.extend(prefix.rstrip("/") + "/" for prefix in prefixes)
+        self.result.save()
+
     def run_processing(self, step: Mapping[str, Any]) -> str:
         arguments = self.scope.evaluate(step["Arguments"])
         job_name = f"{self.stage.config.resource_prefix}-{step['Name'].lower()}-{self.result.execution_id}"
+        self.will_write(output["S3Output"]["S3Uri"] for output in arguments["ProcessingOutputConfig"]["Outputs"])
         run_processing_job(job_name, arguments, self.job_root(job_name), self.s3, cores=_cores())
         outputs = arguments["ProcessingOutputConfig"]["Outputs"]
         self.properties[step["Name"]] = {
@@ -337,9 +560,10 @@ class LocalPipelineRun:
         objective = arguments["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["MetricName"]
         static = arguments["TrainingJobDefinition"]["StaticHyperParameters"]
         epochs = int(json_or_text(static.get("epochs", "0")))
-        self.observer.trials_planned(
-            plan_trials(tuning_job_name, arguments["HyperParameterTuningJobConfig"], self.seed), epochs
-        )
+        trials = plan_trials(tuning_job_name, arguments["HyperParameterTuningJobConfig"], self.seed)
+        output_path = arguments["TrainingJobDefinition"]["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        self.will_write(f"{output_path}/{trial.name}" for trial in trials)
+        self.observer.trials_planned(trials, epochs)
         results = run_tuning(
             tuning_job_name,
             arguments,
@@ -413,16 +637,26 @@ def _cores() -> int:
 
 def local_definition(stage: LocalStage, s3: Client, sagemaker: Client) -> dict[str, Any]:
     """Provision the stage's embedded resources and build its definition with their real names."""
+    from pipelines.definition import pipeline_definition
+
     bundle_uri, runner_uri = stage.provision(s3, sagemaker)
     return pipeline_definition(stage.config, stage.targets(bundle_uri, runner_uri))
 
 
 def sample_files(rows: int | None, directory: Path | None = None) -> list[Path]:
-    """The bundled sample dataset (scikit-learn's digits, plus duplicate rows) as one CSV file."""
+    """The bundled sample dataset (scikit-learn's digits, plus duplicate rows) as one CSV file, by default in the
+    local directory's samples/ (no temporary directory to leave behind), one file per row count."""
     from pipelines.sample_data import write_digits_csv
 
-    directory = directory or Path(tempfile.mkdtemp(prefix="mlops-sample-"))
-    return [write_digits_csv(directory / "digits.csv", rows=rows)]
+    directory = directory or LocalLayout.from_environment().samples_dir
+    target = directory / (f"digits-{rows}.csv" if rows else "digits.csv")
+    try:
+        # Written aside and moved in whole: a run that uploads the file meanwhile reads the complete one.
+        partial = write_digits_csv(directory / f".{target.name}.{os.getpid()}.partial", rows=rows)
+        os.replace(partial, target)
+    except OSError as error:
+        raise EmbeddedAwsError(f"cannot write the sample data to {directory}: {error.strerror}") from None
+    return [target]
 
 
 def expected_step_order(definition: Mapping[str, Any]) -> list[str]:

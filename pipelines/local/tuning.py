@@ -3,7 +3,8 @@ parallel limit, ranked by the final value of its objective metric read from each
 own metric regexes, as SageMaker ranks them.
 
 SageMaker's Bayesian strategy and its automatic early stopping of trials are services, not code this project owns;
-locally the trials are drawn at random (seeded, so a run is repeatable) and each runs to its own early stopping.
+locally the trials are drawn at random (seeded, so a run is repeatable), stratified so that even a few trials span
+every range and try every category about equally often, and each runs to its own early stopping.
 """
 
 from __future__ import annotations
@@ -45,38 +46,56 @@ class TuningFailed(Exception):
     pass
 
 
-def _scaled(low: float, high: float, scaling: str | None, generator: random.Random) -> float:
-    """A value in [low, high], uniform on the range's scale ("Auto" and "Linear" are uniform on the values)."""
+def _scaled(low: float, high: float, scaling: str | None, position: float) -> float:
+    """The value at `position` (in [0, 1)) of [low, high] on the range's scale ("Auto" and "Linear": the values)."""
     if scaling == "Logarithmic":
-        return math.exp(generator.uniform(math.log(low), math.log(high)))
+        return math.exp(math.log(low) + position * (math.log(high) - math.log(low)))
     if scaling == "ReverseLogarithmic":  # dense near 1, for ranges inside [0, 1)
-        return 1 - math.exp(generator.uniform(math.log(1 - high), math.log(1 - low)))
-    return generator.uniform(low, high)
+        return 1 - math.exp(math.log(1 - high) + position * (math.log(1 - low) - math.log(1 - high)))
+    return low + position * (high - low)
 
 
-def draw(ranges: Mapping[str, list[dict[str, Any]]], generator: random.Random) -> dict[str, str]:
-    """One point of the search space, scaled as each range says."""
-    point: dict[str, str] = {}
+def _strata(count: int, generator: random.Random) -> list[float]:
+    """One position in each of `count` equal slices of [0, 1), in random order: few trials still span the range."""
+    slices = generator.sample(range(count), count)
+    return [(index + generator.random()) / count for index in slices]
+
+
+def _balanced(values: list[str], count: int, generator: random.Random) -> list[str]:
+    """`count` draws in which every value comes up as often as any other, give or take one, in random order: with
+    4 trials and 4 optimizers, each optimizer gets one trial (independent draws would repeat some, and skip some)."""
+    drawn: list[str] = []
+    while len(drawn) < count:
+        drawn += generator.sample(values, len(values))
+    return drawn[:count]
+
+
+def draw(ranges: Mapping[str, list[dict[str, Any]]], count: int, generator: random.Random) -> list[dict[str, str]]:
+    """`count` points of the search space, scaled as each range says, stratified per dimension."""
+    points: list[dict[str, str]] = [{} for _ in range(count)]
     for dimension in ranges.get("ContinuousParameterRanges", []):
         low, high = float(dimension["MinValue"]), float(dimension["MaxValue"])
-        point[dimension["Name"]] = f"{_scaled(low, high, dimension.get('ScalingType'), generator):.6g}"
+        for point, position in zip(points, _strata(count, generator), strict=True):
+            point[dimension["Name"]] = f"{_scaled(low, high, dimension.get('ScalingType'), position):.6g}"
     for dimension in ranges.get("IntegerParameterRanges", []):
         low, high = int(dimension["MinValue"]), int(dimension["MaxValue"])
-        if dimension.get("ScalingType") == "Logarithmic":
-            value = min(high, max(low, round(_scaled(low, high, "Logarithmic", generator))))
-        else:
-            value = generator.randint(low, high)
-        point[dimension["Name"]] = str(value)
+        logarithmic = dimension.get("ScalingType") == "Logarithmic"
+        for point, position in zip(points, _strata(count, generator), strict=True):
+            if logarithmic:
+                value = min(high, max(low, round(_scaled(low, high, "Logarithmic", position))))
+            else:
+                value = min(high, low + int(position * (high - low + 1)))
+            point[dimension["Name"]] = str(value)
     for dimension in ranges.get("CategoricalParameterRanges", []):
-        point[dimension["Name"]] = generator.choice(dimension["Values"])
-    return point
+        for point, value in zip(points, _balanced(dimension["Values"], count, generator), strict=True):
+            point[dimension["Name"]] = value
+    return points
 
 
 def plan_trials(tuning_job_name: str, config: Mapping[str, Any], seed: int) -> list[Trial]:
-    generator = random.Random(seed)
+    count = int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"])
     trials = []
-    for number in range(1, int(config["ResourceLimits"]["MaxNumberOfTrainingJobs"]) + 1):
-        tuned = draw(config["ParameterRanges"], generator)
+    for number, tuned in enumerate(draw(config["ParameterRanges"], count, random.Random(seed)), start=1):
         digest = hashlib.sha256(json.dumps([tuning_job_name, number, tuned]).encode()).hexdigest()[:8]
         trials.append(Trial(number, f"{tuning_job_name}-{number:03d}-{digest}", tuned))
     return trials

@@ -23,7 +23,16 @@ from rich.table import Table
 from pipelines import spec
 from pipelines.local.jobs import ContainerRoot
 from pipelines.local.runner import RunResult
-from training_code.contract import CSV, DEFAULT_LABEL_COLUMN, INVOCATIONS_PATH, JSON, PING_PATH
+from training_code.contract import (
+    CSV,
+    DEFAULT_LABEL_COLUMN,
+    DEFAULT_MAX_PAYLOAD_MB,
+    ENCODING_FILE,
+    INVOCATIONS_PATH,
+    JSON,
+    PING_PATH,
+)
+from training_code.features import Encoding
 
 EXAMPLE_ROWS = 3
 EXAMPLE_FILE = "example-prediction.json"
@@ -69,18 +78,43 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def holdout_file(result: RunResult) -> Path:
-    """The run's test split as the preprocessing job wrote it (a header, the label column among the features)."""
-    test_dir = spec.SPLITS_OUTPUT_DIR / spec.PREPROCESS_OUTPUTS[2]
-    files = sorted(
+def _split_files(result: RunResult, split: str, pattern: str) -> list[Path]:
+    """Files of one of the run's preprocessing outputs, as the preprocessing job wrote them."""
+    directory = spec.SPLITS_OUTPUT_DIR / split
+    return sorted(
         path
         for job in sorted(result.run_dir.iterdir())
         if job.is_dir()
-        for path in ContainerRoot(job).path(test_dir).glob("*.csv")
+        for path in ContainerRoot(job).path(directory).glob(pattern)
     )
+
+
+def holdout_file(result: RunResult) -> Path:
+    """The run's test split as the preprocessing job wrote it (a header, the label column among the features)."""
+    files = _split_files(result, spec.PREPROCESS_OUTPUTS[2], "*.csv")
     if not files:
         raise WalkthroughFailed(f"no test split under {result.run_dir}")
     return files[0]
+
+
+def label_column(result: RunResult) -> str:
+    """The label column the run trained on (its LabelColumn parameter), from the encoding Preprocess fitted."""
+    files = _split_files(result, spec.PREPROCESS_OUTPUTS[0], ENCODING_FILE)
+    return Encoding.load(files[0]).label_column if files else DEFAULT_LABEL_COLUMN
+
+
+def rows_within(path: Path, limit_bytes: int) -> int | None:
+    """How many data rows after the header fit in a request of `limit_bytes`; None when the whole file does."""
+    if path.stat().st_size <= limit_bytes:
+        return None
+    size, rows = 0, -1
+    with path.open("rb") as file:
+        for line in file:
+            size += len(line)
+            if size > limit_bytes:
+                break
+            rows += 1
+    return max(rows, 1)
 
 
 def example_rows(result: RunResult, count: int = EXAMPLE_ROWS) -> tuple[list[str], list[list[str]], list[str]]:
@@ -89,7 +123,7 @@ def example_rows(result: RunResult, count: int = EXAMPLE_ROWS) -> tuple[list[str
         reader = csv.reader(file)
         header = next(reader)
         rows = [row for _, row in zip(range(count), reader, strict=False)]
-    label = header.index(DEFAULT_LABEL_COLUMN)
+    label = header.index(label_column(result))
     features = [name for index, name in enumerate(header) if index != label]
     values = [[value for index, value in enumerate(row) if index != label] for row in rows]
     return features, values, [row[label] for row in rows]
@@ -178,7 +212,11 @@ def next_commands(stage: str, result: RunResult, approved: bool) -> list[str]:
         if approved
         else [(f"{mlops} models approve {version} --stage {stage} --reason 'reviewed the test metrics'", "")]
     )
-    curl = f"curl -s localhost:8080{INVOCATIONS_PATH} -H 'Content-Type: {CSV}' --data-binary @{holdout_file(result)}"
+    holdout = holdout_file(result)
+    curl = f"curl -s localhost:8080{INVOCATIONS_PATH} -H 'Content-Type: {CSV}' --data-binary"
+    # A real-time request carries at most 6 MB: a larger test split is sent as its first rows that fit.
+    rows = rows_within(holdout, DEFAULT_MAX_PAYLOAD_MB * 1024 * 1024)
+    curl = f"{curl} @{holdout}" if rows is None else f"head -n {rows + 1} {holdout} | {curl} @-"
     commands += [
         (f"{mlops} models show {version} --stage {stage}", "metrics per class, lineage, decisions"),
         (f"{mlops} serve --stage {stage} --port 8080", "serve the latest Approved version"),

@@ -148,9 +148,8 @@ def plot_training_curves(artifact: ModelArtifact, path: Path) -> None:
 def evaluate(model_dir: Path, test_dir: Path, output_dir: Path) -> dict[str, Any]:
     artifact = ModelArtifact.load(model_dir)
     test = read_directory(test_dir, artifact.label_column)
-    artifact.scaling.check_columns(test)
     truth = encode_labels(test, artifact.classes, artifact.label_column)
-    report = evaluation_report(artifact, truth, artifact.predict_proba(test.features))
+    report = evaluation_report(artifact, truth, artifact.predict_proba(test.codes(artifact.encoding)))
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1, allow_nan=False))
     plot_confusion_matrix(report, output_dir / CONFUSION_MATRIX_PLOT)

@@ -87,7 +87,7 @@ def test_a_deployment_names_its_group_and_version():
         ([promote(V1), promote(V2), rollback(V1)], None),  # a rollback is not undone by another rollback
         ([promote(V1), promote(V2), promote(V3), rollback(V2)], V1),
         ([promote(V1), promote(V2), rollback(V1), promote(V3)], V1),
-        ([promote(V1), promote(V1)], V1),
+        ([promote(V1), promote(V1)], None),  # the same version twice: rolling back to it would change nothing
         ([rollback(V1)], None),  # hand-edited: no crash
         ([rollback(V2), promote(V3)], V2),
     ],
@@ -102,6 +102,26 @@ def test_rolling_back_twice_goes_back_two_promotions():
     manifest = manifest.with_deployment(rollback(manifest.serving_before().model_package_arn))
     assert manifest.current.model_package_arn == V2
     assert manifest.serving_before().model_package_arn == V1
+
+
+def test_rolling_back_never_returns_to_the_version_served_now():
+    manifest = manifest_of(promote(V1), promote(V2), promote(V2), promote(V1), promote(V1))
+    assert manifest.serving_before().model_package_arn == V2
+
+
+def test_what_the_current_deployment_replaced_and_what_was_ever_served():
+    manifest = manifest_of(promote(V1), promote(V2), rollback(V1))
+    assert manifest.replaced.model_package_arn == V2  # a rollback replaced what it rolled back from
+    assert manifest_of(promote(V1)).replaced is None and Manifest("prod").replaced is None
+    assert manifest.ever_served(V2) and not manifest.ever_served(V3)
+
+
+def test_a_forced_promotion_keeps_why_and_other_entries_carry_no_forced_key(tmp_path):
+    forced = Deployment(V2, "promote", "2026-01-03T00:00:00Z", BY, "hotfix", forced="staging never served it")
+    path = save(manifest_of(promote(V1), forced), tmp_path)
+    first, second = json.loads(path.read_text())["history"]
+    assert "forced" not in first and second["forced"] == "staging never served it"
+    assert load("prod", tmp_path).current == forced
 
 
 def entry(**overrides):

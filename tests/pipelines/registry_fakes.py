@@ -22,8 +22,8 @@ from moto import mock_aws
 from torch import manual_seed
 
 from pipelines.steps import evaluate
+from tests.encodings import numbers_only
 from training_code.artifact import ModelArtifact, write_archive
-from training_code.data import Scaling
 from training_code.model import MLP, ModelConfig
 
 REGION = "eu-west-1"
@@ -45,10 +45,8 @@ def model_artifact() -> ModelArtifact:
     )
     return ModelArtifact(
         model_config=config,
-        feature_names=FEATURES,
-        scaling=Scaling(FEATURES, np.zeros(len(FEATURES)), np.ones(len(FEATURES))),
+        encoding=numbers_only(FEATURES, "species"),
         classes=CLASSES,
-        label_column="species",
         hyperparameters={},
         history=[],
         best_epoch=1,

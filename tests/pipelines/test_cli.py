@@ -48,7 +48,7 @@ def test_start_passes_typed_parameters_and_prints_the_execution(sagemaker):
 @pytest.mark.parametrize(
     ("parameter", "message"),
     [
-        ("Foo=1", "error: unknown pipeline parameter 'Foo'; known: InputDataUri, ProcessingInstanceType"),
+        ("Foo=1", "error: unknown pipeline parameter 'Foo'; known: InputDataUri, "),
         ("TuningMaxJobs=two", "error: parameter TuningMaxJobs: 'two' is not an integer"),
         ("AccuracyThreshold=high", "error: parameter AccuracyThreshold: 'high' is not a number"),
         ("TrainingInstanceType=ml.m5.xlarge", "error: parameter TrainingInstanceType: 'ml.m5.xlarge' is not allowed"),
@@ -100,6 +100,29 @@ def test_status_without_executions_or_target_says_what_to_do(sagemaker):
         "error: pipeline mlopskit-dev-training has no executions yet; start one with: mlops pipeline start -s dev"
     )
     assert mlops("pipeline", "status").output.startswith("error: give an EXECUTION_ARN or --stage")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["pipeline", "start", "--stage", "dev", "--bogus"], "error: No such option: --bogus (see: "),
+        (["pipeline", "status", "--json", "extra", "more"], "error: Got unexpected extra argument(s) (more) (see: "),
+        (["models", "list", "--stage"], "error: Option '--stage' requires an argument"),
+        (["promote"], "error: Missing option '--to' (see: "),
+        (["frobnicate"], "error: No such command 'frobnicate' (see: "),
+    ],
+)
+def test_a_command_line_that_cannot_work_is_one_line_and_exit_2(arguments, message):
+    result = mlops(*arguments)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
+    assert result.stdout == ""
+
+
+def test_a_bare_group_prints_its_help_and_exits_2():
+    result = mlops("pipeline")
+    assert result.exit_code == 2
+    assert "start" in result.stdout and "status" in result.stdout and result.stderr == ""
 
 
 def test_definition_prints_the_stage_definition():

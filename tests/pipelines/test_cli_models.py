@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from types import SimpleNamespace
 
 import boto3
@@ -56,8 +58,16 @@ def approved(aws, **registration) -> str:
     return arn
 
 
-def served(stage: str, manifests) -> list[tuple[str, str]]:
+def served(stage: str, manifests=None) -> list[tuple[str, str]]:
     return [(d.action, d.model_package_arn) for d in manifest.load(stage, manifests).history]
+
+
+def run_suggested(line: str):
+    """The command that `line` suggests (after `run: `), run as the operator would type it next. Tests that run
+    suggestions use the default manifest directory (the aws fixture's), as the typed command does."""
+    program, *arguments = shlex.split(line.rsplit("run: ", 1)[1])
+    assert program == "mlops", line
+    return mlops(*arguments)
 
 
 @pytest.mark.parametrize(
@@ -254,10 +264,89 @@ def test_reject_warns_when_a_stage_still_serves_the_version(aws, manifests):
     output = succeeded(mlops("models", "reject", "1", "-s", "staging", "-r", "drift", "--manifest-dir", str(manifests)))
     assert output.splitlines() == [
         f"rejected {STAGING}/1",
-        "warning: staging still serves it; roll back: mlops rollback --stage staging",
+        "warning: staging still serves it; no other Approved version to serve, and none awaits approval; "
+        "to train one, run: mlops pipeline start --stage staging",
     ]
     assert aws.status(arn) == "Rejected"
     assert aws.describe(arn)["CustomerMetadataProperties"]["decision.2.status"] == "Rejected"
+    aws.sagemaker.create_pipeline(  # what the staging Pipeline stack deploys beside the group
+        PipelineName="mlopskit-staging-training",
+        PipelineDefinition=json.dumps({"Version": "2020-12-01", "Steps": []}),
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/pipeline",
+    )
+    assert ":pipeline/mlopskit-staging-training/execution/" in succeeded(run_suggested(output.splitlines()[1]))
+
+
+def test_reject_points_at_the_versions_awaiting_approval(aws):
+    approved(aws)
+    succeeded(mlops("promote", "--to", "staging"))
+    aws.register()
+    warning = succeeded(mlops("models", "reject", "1", "-s", "staging", "-r", "drift")).splitlines()[1]
+    assert warning == (
+        "warning: staging still serves it; no other Approved version to serve yet; to find one to approve, "
+        "run: mlops models list --stage staging --status PendingManualApproval"
+    )
+    rows = [line for line in succeeded(run_suggested(warning)).splitlines() if line.startswith("│")]
+    assert len(rows) == 1 and "PendingManualApproval" in rows[0]
+
+
+def test_a_refusal_without_a_staging_group_says_so_instead_of_suggesting_commands(aws, monkeypatch):
+    import pipelines.cli
+
+    context = pipelines.cli.cdk_json_context()
+    monkeypatch.setattr(pipelines.cli, "cdk_json_context", lambda: {**context, "project_name": "undeployed"})
+    refused(
+        mlops("rollback", "-s", "prod"),
+        "prod serves no version yet; nothing to roll back; no other Approved version to serve: model package group "
+        "undeployed-staging-models does not exist",
+    )
+
+
+def test_reject_of_served_versions_suggests_rollbacks_that_work(aws):
+    first = approved(aws)
+    succeeded(mlops("promote", "--to", "staging"))
+    succeeded(mlops("promote", "--to", "prod"))
+    second = approved(aws)
+    succeeded(mlops("promote", "--to", "staging"))
+    succeeded(mlops("promote", "--to", "prod"))
+    warnings = succeeded(mlops("models", "reject", "2", "-s", "staging", "-r", "5xx")).splitlines()[1:]
+    assert warnings == [
+        "warning: staging still serves it; to roll back, run: mlops rollback --stage staging",
+        "warning: prod still serves it; to roll back, run: mlops rollback --stage prod",
+    ]
+    for warning in warnings:
+        succeeded(run_suggested(warning))
+    assert served("staging")[-1] == served("prod")[-1] == ("rollback", first)
+    assert second != first
+
+
+def test_reject_suggests_another_approved_version_where_there_is_nothing_to_roll_back_to(aws):
+    first = approved(aws)
+    approved(aws)
+    succeeded(mlops("promote", "--to", "staging"))
+    output = succeeded(mlops("models", "reject", "2", "-s", "staging", "-r", "drift"))
+    warning = "warning: staging still serves it; to serve another Approved version, run: mlops promote --to staging"
+    assert output.splitlines()[1:] == [warning]
+    succeeded(run_suggested(warning))
+    assert served("staging")[-1] == ("promote", first)
+
+
+def test_reject_of_what_prod_serves_suggests_staging_a_new_version_first(aws):
+    approved(aws)
+    succeeded(mlops("promote", "--to", "staging"))
+    succeeded(mlops("promote", "--to", "prod"))
+    second = approved(aws)
+    warnings = succeeded(mlops("models", "reject", "1", "-s", "staging", "-r", "leak")).splitlines()[1:]
+    assert warnings == [
+        "warning: staging still serves it; to serve another Approved version, run: mlops promote --to staging",
+        "warning: prod still serves it; to stage a new version for prod first, run: mlops promote --to staging",
+    ]
+    succeeded(run_suggested(warnings[1]))
+    # Once staging serves it, the same question has the next step as its answer.
+    result = mlops("rollback", "-s", "prod")
+    refused(result, "prod serves version 1 and served nothing before it; to serve another Approved version, run: ")
+    succeeded(run_suggested(result.stderr.strip()))
+    assert served("prod")[-1] == served("staging")[-1] == ("promote", second)
 
 
 # models resolve
@@ -386,11 +475,51 @@ def test_promote_to_prod_refuses_a_staging_version_rejected_since(aws, manifests
     assert not manifest.manifest_path("prod", manifests).exists()
 
 
-def test_promote_to_prod_with_an_explicit_version(aws, manifests):
+def test_promote_to_prod_of_a_version_staging_never_served_needs_force(aws, manifests):
     approved(aws)
     second = approved(aws)
-    succeeded(mlops("promote", "--to", "prod", "--version", "2", "--manifest-dir", str(manifests)))
-    assert served("prod", manifests) == [("promote", second)]
+    succeeded(mlops("promote", "--to", "staging", "--version", "1", "--manifest-dir", str(manifests)))
+    never_served = f"staging never served version {STAGING}/2 (per {manifests / 'staging.json'})"
+    refused(
+        mlops("promote", "--to", "prod", "--version", "2", "--manifest-dir", str(manifests)),
+        f"{never_served}; give --force to promote it to prod anyway, or to stage it first, "
+        "run: mlops promote --to staging --version 2",
+    )
+    assert not manifest.manifest_path("prod", manifests).exists()
+    output = succeeded(mlops("promote", "--to", "prod", "-v", "2", "--force", "--manifest-dir", str(manifests)))
+    assert output.startswith(f"prod: nothing -> version 2 (forced: {never_served})\n  {second}\n")
+    assert manifest.load("prod", manifests).current.forced == never_served
+    deployed = succeeded(mlops("deployed", "-s", "prod", "--manifest-dir", str(manifests)))
+    assert deployed.splitlines()[0].endswith(f", forced: {never_served})")
+
+
+def test_prod_takes_what_staging_served_before_without_force(aws, manifests):
+    first = approved(aws)
+    succeeded(mlops("promote", "--to", "staging", "--manifest-dir", str(manifests)))
+    approved(aws)
+    succeeded(mlops("promote", "--to", "staging", "--manifest-dir", str(manifests)))
+    succeeded(mlops("promote", "--to", "prod", "--version", "1", "--manifest-dir", str(manifests)))
+    assert served("prod", manifests) == [("promote", first)]
+    assert manifest.load("prod", manifests).current.forced == ""
+
+
+def test_the_suggested_staging_promotion_lets_prod_take_the_version(aws):
+    approved(aws)
+    second = approved(aws)
+    result = mlops("promote", "--to", "prod", "--version", "2")
+    refused(result, "give --force to promote it to prod anyway")
+    succeeded(run_suggested(result.stderr.strip()))
+    succeeded(mlops("promote", "--to", "prod", "--version", "2"))
+    assert served("prod") == [("promote", second)]
+
+
+def test_a_manifest_that_cannot_be_written_is_one_line(aws, tmp_path):
+    approved(aws)
+    (tmp_path / "not-a-directory").write_text("")
+    refused(
+        mlops("promote", "--to", "staging", "--manifest-dir", str(tmp_path / "not-a-directory")),
+        f"error: [Errno 17] File exists: '{tmp_path / 'not-a-directory'}'",
+    )
 
 
 def test_promote_writes_the_default_manifest_directory_without_the_option(aws, tmp_path):
@@ -415,6 +544,25 @@ def test_rollback_returns_to_the_previous_version_once(aws, manifests):
         mlops("rollback", "-s", "staging", "--manifest-dir", str(manifests)),
         "staging serves version 1 and served nothing before it",
     )
+    assert len(served("staging", manifests)) == 3
+
+
+def test_a_refused_rollback_suggests_a_promotion_that_works(aws):
+    approved(aws)
+    second = approved(aws)
+    succeeded(mlops("promote", "--to", "staging", "--version", "1"))
+    result = mlops("rollback", "-s", "staging")
+    refused(
+        result,
+        "staging serves version 1 and served nothing before it; "
+        "to serve another Approved version, run: mlops promote --to staging",
+    )
+    succeeded(run_suggested(result.stderr.strip()))
+    assert served("staging")[-1] == ("promote", second)
+    result = mlops("rollback", "-s", "prod")
+    refused(result, "prod serves no version yet; nothing to roll back; to serve another Approved version, run: ")
+    succeeded(run_suggested(result.stderr.strip()))
+    assert served("prod") == [("promote", second)]
 
 
 def test_rollback_refuses_a_version_rejected_since(aws, manifests):
@@ -425,7 +573,7 @@ def test_rollback_refuses_a_version_rejected_since(aws, manifests):
     succeeded(mlops("models", "reject", "1", "-s", "staging", "-r", "leaks labels"))
     refused(
         mlops("rollback", "-s", "staging", "--manifest-dir", str(manifests)),
-        f"the previous version {STAGING}/1 is Rejected now; not rolled back",
+        f"the previous version {STAGING}/1 is Rejected now; not rolled back; no other Approved version to serve, and",
     )
     assert len(served("staging", manifests)) == 2
 
@@ -444,7 +592,7 @@ def test_deployed_lists_each_stage_and_checks_approval(aws, manifests):
     output = succeeded(mlops("deployed", "--manifest-dir", str(manifests)))
     lines = output.splitlines()
     assert lines[0] == "dev: nothing promoted"
-    assert lines[1].startswith(f"staging: version 1 of {STAGING} (promote 20")
+    assert re.fullmatch(rf"staging: version 1 of {STAGING} \(promoted 20[0-9T:-]+Z by user/moto\)", lines[1])
     assert lines[2:] == [f"  {arn}", "prod: nothing promoted"]
     checked = succeeded(mlops("deployed", "-s", "staging", "--check", "--manifest-dir", str(manifests)))
     assert checked.startswith(f"staging: version 1 of {STAGING} [Approved]")
@@ -455,6 +603,25 @@ def test_deployed_lists_each_stage_and_checks_approval(aws, manifests):
         f"staging serves {STAGING}/1, which is Rejected",
         stdout=f"dev: nothing promoted\nstaging: version 1 of {STAGING} [Rejected]",
     )
+
+
+def test_deployed_after_a_rollback_says_what_it_replaced(aws, manifests):
+    first = approved(aws)
+    succeeded(mlops("promote", "--to", "staging", "--manifest-dir", str(manifests)))
+    approved(aws)
+    succeeded(mlops("promote", "--to", "staging", "--manifest-dir", str(manifests)))
+    promoted = succeeded(mlops("deployed", "-s", "staging", "--manifest-dir", str(manifests))).splitlines()
+    assert promoted[0].endswith(", replacing version 1)") and "(promoted 20" in promoted[0]
+    succeeded(mlops("rollback", "-s", "staging", "--manifest-dir", str(manifests)))
+    rolled_back = succeeded(mlops("deployed", "-s", "staging", "--check", "--manifest-dir", str(manifests)))
+    assert re.fullmatch(
+        rf"staging: version 1 of {STAGING} \[Approved\] \(rolled back 20[0-9T:-]+Z by user/moto, replacing version 2\)"
+        rf"\n  {first}\n",
+        rolled_back,
+    )
+    # A refused second rollback changes neither the manifest nor what deployed says.
+    mlops("rollback", "-s", "staging", "--manifest-dir", str(manifests))
+    assert succeeded(mlops("deployed", "-s", "staging", "--check", "--manifest-dir", str(manifests))) == rolled_back
 
 
 def test_deployed_check_fails_for_a_version_missing_from_the_registry(aws, manifests):

@@ -1,4 +1,5 @@
-"""`mlops serve` starts the serving image's server on this machine, and refuses a bad model in one line."""
+"""`mlops serve` starts the serving image's server on this machine, and refuses a bad model, a command line that
+cannot work or a taken port in one line."""
 
 from __future__ import annotations
 
@@ -9,12 +10,11 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
 import pytest
 from torch import manual_seed
 
+from tests.encodings import numbers_only
 from training_code.artifact import ModelArtifact
-from training_code.data import Scaling
 from training_code.model import MLP, ModelConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -27,10 +27,8 @@ def model_dir(tmp_path: Path) -> Path:
     config = ModelConfig(input_size=len(FEATURES), hidden_sizes=(4,), num_classes=2, activation="relu", dropout=0.0)
     ModelArtifact(
         model_config=config,
-        feature_names=FEATURES,
-        scaling=Scaling(FEATURES, np.zeros(len(FEATURES)), np.ones(len(FEATURES))),
+        encoding=numbers_only(FEATURES, "label"),
         classes=("no", "yes"),
-        label_column="label",
         hyperparameters={},
         history=[],
         best_epoch=1,
@@ -80,3 +78,38 @@ def test_serve_refuses_a_directory_without_a_model_in_one_line(tmp_path):
     assert server.wait(timeout=60) != 0
     error = server.stderr.read().strip()
     assert error.count("\n") == 0 and str(tmp_path) in error and "model.json" in error
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--port", "0"], "error: Invalid value for '--port': 0 is outside 1-65535 (see: "),
+        (["--port", "70000"], "error: Invalid value for '--port': 70000 is outside 1-65535 (see: "),
+        (["--workers", "0"], "error: Invalid value for '--workers': 0 is below 1 (see: "),
+        (
+            ["--model-dir", "{missing}"],
+            "error: Invalid value for '--model-dir': path '{missing}' does not exist (see: ",
+        ),
+    ],
+)
+def test_a_command_line_that_cannot_work_is_one_line_and_exit_2(model_dir, tmp_path, arguments, message):
+    missing = str(tmp_path / "nowhere")
+    arguments = [argument.format(missing=missing) for argument in arguments]
+    server = mlops("serve", "--model-dir", str(model_dir), *arguments)
+    assert server.wait(timeout=60) == 2
+    assert server.stderr.read().startswith(message.format(missing=missing))
+    assert server.stdout.read() == ""
+
+
+def test_a_taken_port_is_refused_in_one_line_before_the_model_is_loaded(model_dir):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = mlops("serve", "--model-dir", str(model_dir), "--port", str(port))
+        assert server.wait(timeout=60) == 1
+    assert (
+        server.stderr.read()
+        == f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port\n"
+    )
+    assert server.stdout.read() == ""

@@ -65,6 +65,7 @@ def test_parameters_default_to_the_stage_config(definitions, stage_configs, stag
     defaults = {name: parameter["DefaultValue"] for name, parameter in parameters.items()}
     assert defaults == {
         "InputDataUri": "s3://${DataBucket}/raw/",
+        "LabelColumn": "label",
         "ProcessingInstanceType": config.processing.instance_type,
         "TrainingInstanceType": config.training.instance_type,
         "TrainingInstanceCount": config.training.instance_count,
@@ -79,6 +80,26 @@ def test_parameters_default_to_the_stage_config(definitions, stage_configs, stag
     assert defaults["MaxWaitSeconds"] >= defaults["MaxRuntimeSeconds"]
     assert set(parameters["TrainingInstanceType"]["EnumValues"]) == GPU_TRAINING_INSTANCE_TYPES
     assert set(parameters["ModelApprovalStatus"]["EnumValues"]) == set(spec.APPROVAL_STATUSES)
+
+
+def test_preprocess_reads_the_label_column_and_names_the_input_from_the_parameters(definitions):
+    """One parameter names the label column for the whole run: Preprocess writes it into the encoding that training
+    reads and the model carries; errors name the files under InputDataUri, where the user put them."""
+    (step,) = [step for step in definitions["dev"]["Steps"] if step["Name"] == "Preprocess"]
+    arguments = step["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--label-column") + 1] == {"Get": "Parameters.LabelColumn"}
+    assert arguments[arguments.index("--input-uri") + 1] == {"Get": "Parameters.InputDataUri"}
+
+
+def test_an_empty_label_column_parameter_is_refused(stage_configs):
+    (label,) = [
+        parameter
+        for parameter in spec.parameter_specs(stage_configs["dev"], "data", "image")
+        if parameter.name == spec.ParameterName.LABEL_COLUMN
+    ]
+    assert label.parse("species") == "species"
+    with pytest.raises(ValueError, match="LabelColumn: must not be empty"):
+        label.parse(" ")
 
 
 def test_threshold_and_tuning_budget_differ_per_stage(definitions):

@@ -11,7 +11,15 @@ from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from pipelines import sample_data
-from pipelines.sample_data import write_digits_csv
+from pipelines.sample_data import (
+    CITIES,
+    COLOUR_EFFECT,
+    PEOPLE_COLUMNS,
+    PEOPLE_LABEL,
+    people_label,
+    write_digits_csv,
+    write_people_csv,
+)
 
 EXPECTED_HEADER = [*(f"pixel_{index}" for index in range(64)), "label"]
 
@@ -88,3 +96,16 @@ def test_command_line_rejects_too_few_rows(tmp_path):
 
     assert result.exit_code != 0
     assert not path.exists()
+
+
+def test_the_people_sample_has_a_text_column_missing_cells_and_the_label_in_the_middle(tmp_path):
+    path = write_people_csv(tmp_path / "people.csv", rows=400)
+    header, *rows = list(csv.reader(path.open()))
+    assert header == list(PEOPLE_COLUMNS) and header.index(PEOPLE_LABEL) == 2
+    columns = dict(zip(header, zip(*rows, strict=True), strict=True))
+    assert set(columns["colour"]) == {*COLOUR_EFFECT, "NA"}
+    assert "" in columns["age"] and "" not in columns["size"] and set(columns["city"]) == set(CITIES)
+    complete = [row for row in rows if row[0] and row[1] != "NA"]
+    assert all(row[2] == people_label(float(row[0]), row[1], float(row[3])) for row in complete)
+    assert {row[2] for row in rows} == {"high", "low"}
+    assert write_people_csv(tmp_path / "again.csv", rows=400).read_bytes() == path.read_bytes()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,13 +15,14 @@ from training_code.artifact import ModelArtifact, write_archive
 from training_code.data import encode_labels, read_directory
 from training_code.metrics import METRIC_DEFINITIONS, epoch_line, parse_metrics
 from training_code.optimizers import OPTIMIZERS
+from training_code.train import main as train_main
 
 QUICK = ("--epochs", "6", "--patience", "50", "--hidden-sizes", "64")
 
 
 def validation_loss_of(artifact: ModelArtifact, splits) -> float:
     table = read_directory(splits.validation, "label")
-    probabilities = artifact.predict_proba(table.features)
+    probabilities = artifact.predict_proba(table.codes(artifact.encoding))
     truth = encode_labels(table, artifact.classes, "label")
     return float(-np.log(probabilities[np.arange(len(truth)), truth]).mean())
 
@@ -121,7 +124,7 @@ def test_artifact_is_self_contained(train_in_process, splits):
     metadata = run.metadata
     assert metadata["feature_names"] == [f"pixel_{i}" for i in range(64)]
     assert metadata["classes"] == [str(digit) for digit in range(10)]
-    assert metadata["scaling"]["feature_names"] == metadata["feature_names"]
+    assert [column["name"] for column in metadata["encoding"]["columns"]] == metadata["feature_names"]
     assert metadata["model_config"] == {
         "input_size": 64,
         "hidden_sizes": [64],
@@ -131,8 +134,9 @@ def test_artifact_is_self_contained(train_in_process, splits):
     }
     assert set(metadata["versions"]) == {"python", "torch", "numpy"}
     assert metadata["versions"]["torch"] == torch.__version__
-    scaling_file = read_directory(splits.train, "label")
-    assert metadata["scaling"]["mean"] == pytest.approx(scaling_file.features.mean(axis=0).tolist(), abs=1e-4)
+    train = read_directory(splits.train, "label").cells.astype(float)
+    means = [column["mean"] for column in metadata["encoding"]["columns"]]
+    assert means == pytest.approx(train.mean(axis=0).tolist(), abs=1e-4)
 
 
 def test_warm_start_continues_from_the_previous_weights(train_in_process, tmp_path):
@@ -203,15 +207,18 @@ def test_sagemaker_hyperparameter_keys_round_trip_through_the_flags():
         hp.key("learning_rte")
 
 
+NUMBERS = "".join(f"{value},{'ab'[value % 2]}\n" for value in range(20))
 BAD_DATA = {
-    "missing label column": ("x,y\n1,2\n3,4\n", "label column 'label' not found; columns: x, y"),
-    "non-numeric value": ("x,label\n1,a\nzwei,b\n", "row 2 column 'x': 'zwei' is not a number"),
-    "NaN": ("x,label\n1,a\nnan,b\n", "row 2 column 'x': 'nan' is not a finite number"),
-    "empty value": ("x,y,label\n1,2,a\n3,,b\n", "row 2 column 'y': '' is not a number"),
+    "missing label column": ("x,y\n1,2\n3,4\n", "no label column 'label'; name the column that holds the classes"),
+    "typo in a column of numbers": (
+        f"x,label\n{NUMBERS}zwei,b\n",
+        "row 21 column 'x': 'zwei' is not a number, in a column of numbers (95% of its values)",
+    ),
+    "infinity": (f"x,label\n{NUMBERS}inf,b\n", "row 21 column 'x': 'inf' is not a finite number"),
     "empty file": ("", "empty file; expected a header row and data rows"),
     "header only": ("x,label\n", "no data rows after the header"),
     "ragged row": ("x,y,label\n1,2,a\n3,b\n", "row 2: expected 3 fields, found 2"),
-    "empty label": ("x,label\n1,a\n2,\n", "row 2 column 'label': empty label"),
+    "empty label": ("x,label\n1,a\n2,\n", "row 2 column 'label': missing label ''"),
 }
 
 
@@ -222,7 +229,7 @@ def test_bad_training_data_names_file_row_and_column(train_in_process, splits, t
     train_dir.mkdir()
     (train_dir / "bad.csv").write_text(content)
     with pytest.raises(SystemExit) as exited:
-        train_in_process("--train", str(train_dir))
+        train_in_process("--train", str(train_dir), "--validation", str(train_dir))
     assert exited.value.code == 1
     reason = (tmp_path / "failure").read_text()
     assert f"DataError: {train_dir / 'bad.csv'}" in reason
@@ -288,3 +295,30 @@ def test_numeric_class_labels_order_is_stable_for_ties():
 
     assert class_labels(np.array(["10", "1.0", "2", "1"])) == ("1", "1.0", "2", "10")
     assert class_labels(np.array(["1", "1.0"])) == class_labels(np.array(["1.0", "1"]))
+
+
+def test_outside_sagemaker_each_run_checkpoints_in_a_directory_of_its_own_that_goes_with_it(
+    splits, tmp_path, monkeypatch, capsys
+):
+    """Without --checkpoint-dir a laptop run must not find another run's checkpoint (and refuse its hyperparameters)
+    in a shared /opt/ml/checkpoints; its own directory is removed when it ends."""
+    monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    created = []
+    make_directory = tempfile.mkdtemp
+    monkeypatch.setattr(tempfile, "mkdtemp", lambda *a, **k: created.append(make_directory(*a, **k)) or created[-1])
+    common = ["--train", str(splits.train), "--validation", str(splits.validation), "--epochs", "2"]
+    for number, learning_rate in enumerate(("0.001", "0.01")):
+        train_main(
+            [
+                *common,
+                *("--learning-rate", learning_rate, "--model-dir", str(tmp_path / f"model-{number}")),
+                *("--failure-file", str(tmp_path / "failure")),
+            ]
+        )
+    assert "resuming" not in capsys.readouterr().out
+    assert not (tmp_path / "failure").exists()
+    checkpoints = [Path(path) for path in created if Path(path).name.startswith("mlops-checkpoints-")]
+    assert len(checkpoints) == 2, "a directory per run"
+    assert not any(path.exists() for path in checkpoints), "the runs' checkpoint directories are gone"

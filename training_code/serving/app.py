@@ -112,7 +112,7 @@ class InferenceApp:
         `batch`: the requests are batch transform mini-batches (SAGEMAKER_BATCH)."""
         self.predictor = predictor
         self.batcher = MicroBatcher(predictor)
-        self.schema = Schema(predictor.feature_names, predictor.label_column)
+        self.schema = Schema(predictor.encoding)
         self.max_body_bytes = max_body_bytes
         self.default_accept = default_accept
         self.batch = batch

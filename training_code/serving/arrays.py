@@ -80,6 +80,9 @@ def _check_dtype(dtype: np.dtype) -> None:
 
 
 def _rows(array: np.ndarray, schema: Schema) -> np.ndarray:
+    if not schema.numeric:
+        names = ", ".join(schema.encoding.categorical[:5])
+        raise PayloadError(f"the model has text columns ({names}), which arrays cannot carry; send CSV or JSON", 415)
     width = len(schema.feature_names)
     if array.ndim == 1:
         array = array.reshape(1, -1)
@@ -88,11 +91,13 @@ def _rows(array: np.ndarray, schema: Schema) -> np.ndarray:
     if array.shape[0] == 0:
         raise PayloadError("the array holds no rows; send at least one")
     matrix = array.astype(np.float64)
-    bad = ~np.isfinite(matrix)
+    # NaN is a missing value, filled in as training did where training had missing values in that column.
+    bad = np.isinf(matrix) | (np.isnan(matrix) & np.isnan(schema.encoding.fills))
     if bad.any():
         row, column = (int(index) + 1 for index in np.argwhere(bad)[0])
         raise PayloadError(
-            f"row {row}, {schema.describe_column(column)}: {matrix[row - 1, column - 1]} is not a finite number",
+            f"row {row}, {schema.describe_column(column)}: {matrix[row - 1, column - 1]} is not a finite number"
+            + (" (training had no missing values in this column)" if np.isnan(matrix[row - 1, column - 1]) else ""),
             row=row,
             column=column,
         )

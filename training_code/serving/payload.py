@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -214,10 +213,16 @@ class _LineReader:
         if not records:
             return np.empty((0, width))
         first = self.first_values
-        if len(records) == 1 and first is not None and first.shape == (width,) and np.isfinite(first).all():
+        if (
+            self.schema.numeric
+            and len(records) == 1
+            and first is not None
+            and first.shape == (width,)
+            and np.isfinite(first).all()
+        ):
             return first.reshape(1, width)
         quoted = any('"' in record for record in records)
-        if quoted or self.order is not None or len(records) == 1:
+        if quoted or self.order is not None or len(records) == 1 or not self.schema.numeric:
             fields = _split(records, quoted)
             if self.order is not None:
                 for row, record in enumerate(fields, start=self.rows_before + 1):
@@ -312,7 +317,7 @@ def _json_row(value: object, schema: Schema, row: int) -> list:
 
 
 def _text_matrix(records: list[list[str]], schema: Schema, rows_before: int) -> np.ndarray:
-    if all(len(record) == len(schema.feature_names) for record in records):
+    if schema.numeric and all(len(record) == len(schema.feature_names) for record in records):
         try:
             matrix = np.array(records, dtype=np.float64)
         except ValueError:
@@ -326,7 +331,7 @@ def _json_matrix(rows: list, schema: Schema, text: str, rows_before: int) -> np.
     if not rows:
         return np.empty((0, len(schema.feature_names)))
     # numpy turns true and false into 1 and 0 beside numbers; their presence sends the body to the strict check.
-    if "true" not in text and "false" not in text:
+    if schema.numeric and "true" not in text and "false" not in text:
         try:
             matrix = np.array(rows)
         except (ValueError, TypeError):
@@ -343,10 +348,9 @@ def _json_matrix(rows: list, schema: Schema, text: str, rows_before: int) -> np.
 
 
 def _checked(rows: Sequence[Sequence[object]], schema: Schema, from_text: bool, rows_before: int) -> np.ndarray:
-    """The value-by-value conversion that the fast paths fall back to: it names the first wrong row and value.
-
-    It decides alone: a body that numpy's parsers refused but Python's float() accepts value by value is served.
-    """
+    """The value-by-value conversion to codes that the fast paths fall back to (and text columns need): it names the
+    first wrong row and value. It decides alone: a body that numpy's parsers refused but Python's float() accepts
+    value by value is served."""
     width = len(schema.feature_names)
     matrix = np.empty((len(rows), width))
     for index, row in enumerate(rows):
@@ -354,27 +358,5 @@ def _checked(rows: Sequence[Sequence[object]], schema: Schema, from_text: bool, 
         if len(row) != width:
             raise PayloadError(f"row {row_number}: {len(row)} values, the model takes {width}", row=row_number)
         for column, value in enumerate(row, start=1):
-            matrix[index, column - 1] = _number(value, row_number, column, schema, from_text)
+            matrix[index, column - 1] = schema.code(value, row_number, column, from_text)
     return matrix
-
-
-def _number(value: object, row: int, column: int, schema: Schema, from_text: bool) -> float:
-    where = f"row {row}, {schema.describe_column(column)}"
-    if from_text:
-        text = str(value).strip()
-        if not text:
-            raise PayloadError(f"{where}: empty value", row=row, column=column)
-        try:
-            number = float(text)
-        except ValueError:
-            raise PayloadError(f"{where}: {text[:40]!r} is not a number", row=row, column=column) from None
-    elif type(value) in (int, float):
-        try:
-            number = float(value)
-        except OverflowError:
-            number = math.inf
-    else:
-        raise PayloadError(f"{where}: {json.dumps(value)[:40]} is not a number", row=row, column=column)
-    if not math.isfinite(number):
-        raise PayloadError(f"{where}: {str(value)[:40]} is not a finite number", row=row, column=column)
-    return number

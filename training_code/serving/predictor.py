@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training_code.contract import MODEL_ARCHIVE, MODEL_METADATA_FILE, SERVING_WEIGHTS_FILE
+from training_code.features import Encoding
 
 
 def _selu(x: np.ndarray) -> np.ndarray:
@@ -41,21 +42,14 @@ class ModelLoadError(ValueError):
 
 @dataclass(frozen=True)
 class Predictor:
-    feature_names: tuple[str, ...]
-    label_column: str
+    encoding: Encoding
     classes: tuple[str, ...]
-    mean: np.ndarray
-    scale: np.ndarray
     layers: tuple[tuple[np.ndarray, np.ndarray], ...]
     activation: str
 
-    @property
-    def feature_count(self) -> int:
-        return len(self.feature_names)
-
     def logits(self, features: np.ndarray) -> np.ndarray:
-        """Class scores (float32 rows, in the order of `classes`) for raw, unscaled feature rows."""
-        hidden = ((features - self.mean) / self.scale).astype(np.float32)
+        """Class scores (float32 rows, in the order of `classes`) for rows of feature codes (`Encoding.codes`)."""
+        hidden = self.encoding.transform(features)
         activate = ACTIVATIONS[self.activation]
         *hidden_layers, (output_weight, output_bias) = self.layers
         for weight, bias in hidden_layers:
@@ -96,7 +90,8 @@ class Predictor:
     @classmethod
     def _read(cls, metadata_path: Path, weights_path: Path) -> Predictor:
         metadata = json.loads(metadata_path.read_text())
-        config, scaling = metadata["model_config"], metadata["scaling"]
+        config = metadata["model_config"]
+        encoding = Encoding.from_metadata(metadata)
         if config["activation"] not in ACTIVATIONS:
             raise ModelLoadError(f"{metadata_path}: activation {config['activation']!r} cannot be served")
         with np.load(weights_path) as weights:
@@ -109,21 +104,19 @@ class Predictor:
                 )
                 for index in indices
             )
-        widths = [len(metadata["feature_names"]), *config["hidden_sizes"], len(metadata["classes"])]
+        widths = [encoding.width, *config["hidden_sizes"], len(metadata["classes"])]
         expected = [((inputs, outputs), (outputs,)) for inputs, outputs in zip(widths, widths[1:], strict=False)]
-        scaling_shapes = {np.shape(scaling["mean"]), np.shape(scaling["scale"])}
-        if scaling_shapes != {(widths[0],)}:
-            raise ModelLoadError(f"{metadata_path}: scaling statistics do not have one value per feature ({widths[0]})")
+        if list(encoding.feature_names) != metadata["feature_names"]:
+            raise ModelLoadError(
+                f"{metadata_path}: the encoding's columns differ from feature_names ({len(metadata['feature_names'])})"
+            )
         if [(weight.shape, bias.shape) for weight, bias in layers] != expected:
             raise ModelLoadError(
                 f"{weights_path}: layer shapes do not match the features, layers and classes in {metadata_path.name}"
             )
         return cls(
-            feature_names=tuple(metadata["feature_names"]),
-            label_column=metadata["label_column"],
+            encoding=encoding,
             classes=tuple(metadata["classes"]),
-            mean=np.asarray(scaling["mean"], dtype=np.float64),
-            scale=np.asarray(scaling["scale"], dtype=np.float64),
             layers=layers,
             activation=config["activation"],
         )

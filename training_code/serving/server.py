@@ -95,7 +95,8 @@ def serve(settings: ServerSettings) -> None:
     # Loading here first turns a bad artifact into one clear error instead of a crash in every worker.
     predictor = Predictor.load(settings.model_dir)
     print(
-        f"serving {settings.model_dir} ({len(predictor.feature_names)} features, {len(predictor.classes)} classes) "
+        f"serving {settings.model_dir} ({len(predictor.encoding.feature_names)} features, "
+        f"{len(predictor.classes)} classes) "
         f"on {settings.host}:{settings.port} with {settings.workers} worker(s)",
         flush=True,
     )

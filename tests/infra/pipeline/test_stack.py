@@ -23,6 +23,7 @@ from infra.pipeline.images import (
 )
 from infra.pipeline.stack import ROLE_PLACEHOLDER, SERVING_IMAGE_VARIABLE, SUBSTITUTED
 from pipelines.bundle import STEP_RUNNER, TRAINING_ENTRY_POINT, build_bundle, bundle_members
+from training_code.contract import ENCODING_FILE
 
 
 def only(resources_of, stage: str, resource_type: str) -> dict:
@@ -113,7 +114,7 @@ def test_the_step_runner_runs_a_step_from_the_bundle_alone(tmp_path):
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "train" / "scaling.json").exists()
+    assert (tmp_path / "out" / "train" / ENCODING_FILE).exists()
 
 
 def serving_image_asset(synthesized_app, stage: str) -> tuple[str, dict]:

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from pathlib import Path
 
 import boto3
 import pytest
@@ -112,6 +113,8 @@ def test_a_foreground_embedded_aws_serves_other_commands_and_saves_when_stopped(
             timeout=60,
         )
         assert "model package group shared has no versions yet" in listed.stdout, listed.stderr
+        with embedded_aws(LocalLayout(tmp_path)) as shared:
+            assert shared.state_file is None  # the server keeps the state: a command using it does not save it
     finally:
         server.send_signal(stop)
         assert server.wait(timeout=30) == 0
@@ -218,3 +221,71 @@ def test_a_command_that_must_wait_for_the_state_says_so_and_goes_on_once_it_is_f
     waiting.join(timeout=30)
     assert entered.is_set()
     assert f"waiting for another local command to release {layout.lock_file}" in capsys.readouterr().err
+
+
+def register_a_version_with_its_report(group: str, bucket: str) -> None:
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
+    s3.create_bucket(Bucket=bucket)
+    report = {"multiclass_classification_metrics": {"accuracy": {"value": 0.9, "standard_deviation": 0.01}}}
+    s3.put_object(Bucket=bucket, Key="evaluation.json", Body=json.dumps(report).encode())
+    sagemaker.create_model_package_group(ModelPackageGroupName=group)
+    sagemaker.create_model_package(
+        ModelPackageGroupName=group,
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [{"Image": "local/serving"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        ModelMetrics={
+            "ModelQuality": {
+                "Statistics": {"ContentType": "application/json", "S3Uri": f"s3://{bucket}/evaluation.json"}
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("models", "list", "--stage", "dev"), ("pipeline", "status", "--stage", "dev")],
+    ids=["models-list", "pipeline-status"],
+)
+def test_a_command_that_only_reads_leaves_the_state_file_as_it_was(tmp_path, command):
+    """Listing downloads the versions' reports, which moto counts on each object: no change to save."""
+    layout = LocalLayout(tmp_path)
+    with embedded_aws(layout) as endpoint:
+        assert endpoint.state_file == layout.aws_state_file  # this command saves the state, not a shared server
+        # moto keeps bucket names for the whole process, whatever state it restores: one name per test.
+        register_a_version_with_its_report("mlopskit-dev-models", f"reports-{command[0]}")
+    before = (layout.aws_state_file.read_bytes(), layout.aws_state_file.stat().st_mtime_ns)
+    completed = local_command(tmp_path, "--local", *command)
+    assert "Traceback" not in completed.stderr
+    if command[0] == "models":
+        assert "0.9000" in completed.stdout, completed.stderr  # it did read the report
+    assert (layout.aws_state_file.read_bytes(), layout.aws_state_file.stat().st_mtime_ns) == before
+
+
+def test_a_corrupt_state_file_stops_a_command_with_one_line_that_names_it(tmp_path):
+    state = LocalLayout(tmp_path).aws_state_file
+    state.write_bytes(pickle.dumps({"s3": {}})[:-3])
+    completed = local_command(tmp_path, "--local", "models", "list", "--stage", "dev")
+    assert completed.returncode == 1
+    (line,) = completed.stderr.splitlines()
+    assert line.startswith(f"error: cannot read the embedded AWS state {state} (")
+    assert line.endswith("delete it to start from an empty local account")
+
+
+def blocked_signals(thread: threading.Thread) -> set[int]:
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    mask = int(next(line for line in status.splitlines() if line.startswith("SigBlk:")).split()[1], 16)
+    return {number for number in range(1, 65) if mask >> (number - 1) & 1}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_servers_threads_leave_stop_signals_to_the_main_thread(tmp_path):
+    """A signal that the server's thread took would leave the main thread asleep in a wait (`local aws` hung so)."""
+    before = set(threading.enumerate())
+    with embedded_aws(LocalLayout(tmp_path)):
+        (server,) = set(threading.enumerate()) - before
+        assert {signal.SIGINT, signal.SIGTERM, signal.SIGHUP} <= blocked_signals(server)
+        assert signal.SIGTERM not in blocked_signals(threading.main_thread())

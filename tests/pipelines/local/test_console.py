@@ -9,7 +9,8 @@ from pathlib import Path
 from rich.console import Console
 
 from pipelines import spec
-from pipelines.local.console import ConsoleObserver, print_summary
+from pipelines.local.aws import Endpoint
+from pipelines.local.console import ConsoleObserver, print_summary, stopped_message
 from pipelines.local.runner import RunResult
 from pipelines.local.tuning import Trial, TrialResult
 from training_code.contract import MULTICLASS_METRICS
@@ -81,3 +82,30 @@ def test_the_summary_names_the_best_trial_its_hyperparameters_the_test_metrics_a
     assert {"learning-rate 0.0049", "optimizer sgd", "validation:accuracy 0.9741"} <= set(lines)
     assert {"accuracy 0.9556 0.0126", "macro_f1 0.9559 0.0123"} <= set(lines)
     assert f"Registered: {ARN} (PendingManualApproval)" in lines
+
+
+def test_closing_the_bars_of_a_stopped_tuning_step_shows_its_unfinished_trials_as_stopped():
+    console = recording_console()
+    observer = ConsoleObserver(console)
+    trials = [Trial(number, f"tune-00{number}", {}) for number in (1, 2, 3)]
+    observer.trials_planned(trials, epochs=10)
+    observer.trial_line(trials[0], epoch_line(1, 0.5, 0.4, 0.81))
+    observer.trial_finished(TrialResult(trials[1], None, None, "DataError: no rows"))
+    observer.close()
+    assert not observer.progress.live.is_started
+    shown = [task.fields["accuracy"] for task in observer.progress.tasks]
+    assert shown == ["[yellow]stopped[/yellow]", "[red]failed: DataError: no rows[/red]", "[yellow]stopped[/yellow]"]
+
+
+def test_a_stopped_run_ends_with_one_line_naming_its_step_its_stopped_jobs_its_record_and_the_state(tmp_path: Path):
+    result = RunResult("e1", "arn:execution", {}, tmp_path, stopped_in="Tune", stopped_jobs=["tune-001", "tune-002"])
+    own = stopped_message(result, Endpoint("http://127.0.0.1:1", "us-east-1", tmp_path / "aws-state.pickle"))
+    assert own == (
+        f"stopped in step Tune (stopped tune-001, tune-002): execution e1 is recorded as Stopped in "
+        f"{tmp_path / 'run.json'}; the embedded AWS state is saved in {tmp_path / 'aws-state.pickle'}"
+    )
+    shared = stopped_message(result, Endpoint("http://127.0.0.1:4566", "us-east-1"))
+    assert shared.endswith("; the embedded AWS at http://127.0.0.1:4566 keeps its state")
+    early = RunResult("e2", "arn:execution", {}, tmp_path, stopped_in="(before the first step)")
+    assert stopped_message(early, Endpoint("http://x", "us-east-1")).startswith("stopped before the first step: ")
+    assert "\n" not in own

@@ -1,13 +1,18 @@
-"""End to end on a reduced sample: `mlops local loop` runs the deployed definition here, registers a version with
-its metrics, approves it through the CLI and serves it; a failing step stops the run with its reason."""
+"""End to end on a table as users bring them (a text column, missing cells, the label column in the middle):
+`mlops local loop --data` runs the deployed definition here, registers a version with its metrics, approves it through
+the CLI and serves it to raw rows; a failing step stops the run with its reason."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -17,10 +22,10 @@ from pipelines.local.aws import embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
 from pipelines.local.walkthrough import EXAMPLE_FILE, EXAMPLE_REQUEST
 from pipelines.registry import ApprovalStatus, Registry
-from pipelines.sample_data import write_digits_csv
+from pipelines.sample_data import PEOPLE_COLUMNS, PEOPLE_LABEL, write_digits_csv, write_people_csv
 from training_code.contract import ACCURACY_JSON_PATH
 
-REDUCED = ["--sample-rows", "300", "-p", "TuningMaxJobs=2", "-p", "AccuracyThreshold=0.5"]
+REDUCED = ["-p", "TuningMaxJobs=2", "-p", "AccuracyThreshold=0.5"]
 
 
 def mlops(local_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
@@ -48,7 +53,9 @@ def json_path(document: dict, dotted: str):
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     local_dir = tmp_path_factory.mktemp("local")
-    return local_dir, mlops(local_dir, "local", "loop", "--stage", "dev", *REDUCED)
+    data = write_people_csv(tmp_path_factory.mktemp("data") / "people.csv").parent
+    arguments = ("local", "loop", "--stage", "dev", "--data", str(data), "--label-column", PEOPLE_LABEL, *REDUCED)
+    return local_dir, mlops(local_dir, *arguments)
 
 
 def test_the_loop_runs_every_step_in_the_definition_order(loop):
@@ -86,7 +93,7 @@ def test_the_registered_version_carries_the_evaluation_and_the_cli_approval(loop
     decision = version.last_decision
     assert decision.status == ApprovalStatus.APPROVED and record["execution_id"] in decision.reason
     assert f"approved mlopskit-dev-models/1 (accuracy {metrics.accuracy:.4f})" in completed.stdout
-    assert len(signature.feature_names) == 64 and len(signature.classes) == 10
+    assert signature.feature_names == ("age", "colour", "size", "city") and signature.classes == ("high", "low")
 
 
 def test_the_served_version_answered_the_example_request(loop):
@@ -104,6 +111,55 @@ def test_the_served_version_answered_the_example_request(loop):
         assert prediction["label"] in prediction["probabilities"]
         assert sum(prediction["probabilities"].values()) == pytest.approx(1.0, abs=1e-3)
     assert "serving version mlopskit-dev-models/1" in completed.stdout
+
+
+def test_the_served_version_scores_the_raw_test_split_as_evaluation_did(loop):
+    """The test split as the user's columns (a header, the label in the middle, empty and NA cells) posted to the
+    served version: its accuracy over HTTP is the accuracy evaluation registered."""
+    local_dir, _ = loop
+    record = only_run(local_dir)
+    (test_file,) = LocalLayout(local_dir).run_dir(record["execution_id"]).glob("*-preprocess-*/**/test/test.csv")
+    header, *rows = list(csv.reader(test_file.open()))
+    assert header == list(PEOPLE_COLUMNS)
+    assert any("" in row or "NA" in row for row in rows)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "--local", "serve", "--stage", "dev", "--port", str(port)],
+        env={**os.environ, LOCAL_DIR_VARIABLE: str(local_dir)},
+    )
+    try:
+        answer = post_when_ready(port, test_file.read_bytes())
+    finally:
+        server.terminate()
+        server.wait(30)
+    labels = answer.decode().splitlines()[1:]
+    truth = [row[header.index(PEOPLE_LABEL)] for row in rows]
+    accuracy = sum(label == true for label, true in zip(labels, truth, strict=True)) / len(truth)
+    served = [path.name for path in (local_dir / "serve").iterdir()]
+    assert served == ["mlopskit-dev-models-1"], "one directory per served version, reused by every serve"
+    evaluation = record["reports"][f"{spec.StepName.EVALUATE}.{spec.EVALUATION_PROPERTY_FILE}"]
+    assert accuracy == pytest.approx(json_path(evaluation, ACCURACY_JSON_PATH), abs=1e-9)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def post_when_ready(port: int, body: bytes, timeout: float = 60) -> bytes:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "text/csv"}
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read()
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
 
 
 def test_the_operator_commands_work_afterwards_against_the_kept_state(loop):
@@ -127,7 +183,7 @@ def test_a_failing_step_stops_the_run_with_its_reason_and_registers_nothing(tmp_
     assert completed.returncode == 1
     error = completed.stderr.strip().splitlines()[-1]
     assert error.startswith("error: step Preprocess failed: ")
-    assert "digits.csv" in error and "'seven'" in error and "row 3" in error
+    assert f"{data / 'digits.csv'} row 3 column 'pixel_5': 'seven' is not a number" in error, "the user's own file"
     record = only_run(local_dir)
     assert record["status"] == "Failed" and record["failure"]["step"] == "Preprocess"
     assert [step["name"] for step in record["steps"]] == []

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 
 import boto3
 import pytest
 from moto import mock_aws
 
 from infra.config import STAGE_NAMES
+from infra.naming import BucketPurpose
 from pipelines import spec
+from pipelines.local.aws import EmbeddedAwsError
 from pipelines.local.expressions import DefinitionError
-from pipelines.local.layout import LocalLayout
+from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
 from pipelines.local.runner import (
     LocalPipelineRun,
     LocalStage,
@@ -21,7 +24,11 @@ from pipelines.local.runner import (
     check_supported,
     expected_step_order,
     parameter_values,
+    read_run_record,
+    sample_files,
+    settle_abandoned_runs,
 )
+from pipelines.registry import split_s3_uri
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
@@ -194,3 +201,101 @@ def test_boolean_parameters_read_their_text_as_the_service_does():
     assert parameter_values(definition, {}) == {"Flag": False}
     assert parameter_values(definition, {"Flag": "True"}) == {"Flag": True}
     assert parameter_values(definition, {"Flag": False}) == {"Flag": False}
+
+
+def data_definition(stage: LocalStage) -> dict:
+    """The condition definition with the pipeline's InputDataUri parameter, its default the whole raw/ prefix."""
+    definition = condition_definition(0.5)
+    default = f"s3://{stage.bucket(BucketPurpose.DATA)}/raw/"
+    definition["Parameters"].append({"Name": "InputDataUri", "Type": "String", "DefaultValue": default})
+    return definition
+
+
+def objects_under(s3, uri: str) -> dict[str, bytes]:
+    bucket, prefix = split_s3_uri(uri)
+    keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])]
+    return {key[len(prefix) :]: s3.get_object(Bucket=bucket, Key=key)["Body"].read() for key in keys}
+
+
+@mock_aws
+def test_each_run_uploads_its_data_to_its_own_prefix_which_its_input_data_uri_names(stage_configs, tmp_path):
+    """Two runs against one embedded AWS (`mlops local aws`) never train on each other's data."""
+    stage = LocalStage(stage_configs["dev"], "us-east-1")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=stage.bucket(BucketPurpose.DATA))
+    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="mlopskit-dev-models")
+    layout = LocalLayout(tmp_path / "local")
+    runs = []
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.csv").write_text(f"{name},label\n1,0\n")
+        data = [tmp_path / name / f"{name}.csv"]
+        runs.append(LocalPipelineRun(stage, data_definition(stage), {}, layout, Recorder(), data=data).run())
+    first, second = runs
+    for result in runs:
+        assert result.parameters["InputDataUri"] == stage.run_data_uri(result.execution_id) == result.input_data_uri
+        assert json.loads(result.record_file.read_text())["input_data_uri"] == result.input_data_uri
+    assert objects_under(s3, second.input_data_uri) == {"second.csv": b"second,label\n1,0\n"}
+    assert objects_under(s3, first.input_data_uri) == {"first.csv": b"first,label\n1,0\n"}  # untouched by the second
+
+
+@mock_aws
+def test_a_run_whose_input_data_uri_names_its_data_uploads_nothing_and_keeps_it(stage_configs, tmp_path):
+    stage = LocalStage(stage_configs["dev"], "us-east-1")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=stage.bucket(BucketPurpose.DATA))
+    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="mlopskit-dev-models")
+    named = {"InputDataUri": "s3://my-bucket/my-data/"}
+    result = LocalPipelineRun(stage, data_definition(stage), named, LocalLayout(tmp_path), Recorder()).run()
+    assert (result.parameters["InputDataUri"], result.input_data_uri) == ("s3://my-bucket/my-data/", None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=stage.bucket(BucketPurpose.DATA))
+
+
+@mock_aws
+def test_a_run_is_recorded_as_executing_in_its_step_while_it_runs(stage_configs, tmp_path):
+    seen: list[dict] = []
+
+    class Reading(Recorder):
+        def step_started(self, name: str, step_type: str) -> None:
+            (record,) = LocalLayout(tmp_path).runs_dir.glob("*/run.json")
+            seen.append(read_run_record(record))
+            assert settle_abandoned_runs(LocalLayout(tmp_path)) == []  # its command holds the run's lock
+
+    boto3.client("sagemaker").create_model_package_group(ModelPackageGroupName="mlopskit-dev-models")
+    stage = LocalStage(stage_configs["dev"], "us-east-1")
+    result = LocalPipelineRun(stage, condition_definition(0.5), {}, LocalLayout(tmp_path), Reading()).run()
+    assert [(record["status"], record["current_step"], record["pid"]) for record in seen] == [
+        ("Executing", "CheckAccuracy", os.getpid()),
+        ("Executing", "Register-RegisterModel", os.getpid()),
+    ]
+    record = read_run_record(result.record_file)
+    assert record["status"] == "Succeeded" and record["ended"] >= record["started"]
+
+
+@mock_aws
+def test_a_run_that_fails_before_its_first_step_is_recorded_as_failed_there(stage_configs, tmp_path):
+    stage = LocalStage(stage_configs["dev"], "us-east-1")
+    boto3.client("s3").create_bucket(Bucket=stage.bucket(BucketPurpose.DATA))
+    vanished = [tmp_path / "deleted-after-listing.csv"]
+    run = LocalPipelineRun(stage, data_definition(stage), {}, LocalLayout(tmp_path), Recorder(), data=vanished)
+    with pytest.raises(FileNotFoundError):
+        run.run()
+    record = read_run_record(run.result.record_file)
+    assert (record["status"], record["failure"]["step"]) == ("Failed", "(before the first step)")
+    assert record["failure"]["reason"].startswith("FileNotFoundError")
+
+
+def test_the_sample_is_written_in_the_local_directory_not_in_a_temporary_one(tmp_path, monkeypatch):
+    monkeypatch.setenv(LOCAL_DIR_VARIABLE, str(tmp_path))
+    (sample,) = sample_files(120)
+    samples = LocalLayout(tmp_path).samples_dir
+    assert sample == samples / "digits-120.csv"
+    assert len(sample.read_text().splitlines()) == 1 + 120 + 40  # header, distinct rows, duplicates
+    assert [path.name for path in samples.iterdir()] == ["digits-120.csv"]  # nothing half-written left
+
+
+def test_a_local_directory_that_cannot_hold_the_sample_is_named(tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(LOCAL_DIR_VARIABLE, str(tmp_path / "a-file"))
+    with pytest.raises(EmbeddedAwsError, match=f"^cannot write the sample data to {tmp_path}/a-file/samples: "):
+        sample_files(120)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import random
 import tarfile
+from collections import Counter
 
 import pytest
 
@@ -24,13 +26,39 @@ RANGES = {
 
 def test_draws_stay_in_range_and_log_ranges_spread_over_decades():
     generator = random.Random(0)
-    points = [draw(RANGES, generator) for _ in range(400)]
+    points = draw(RANGES, 400, generator)
     rates = [float(point["learning-rate"]) for point in points]
     assert all(1e-4 <= rate <= 1e-2 for rate in rates)
     assert 0.35 < sum(rate < 1e-3 for rate in rates) / len(rates) < 0.65  # half below the geometric middle
     assert all(0.0 <= float(point["dropout"]) <= 0.4 for point in points)
     assert {point["epochs"] for point in points} == {"2", "3", "4"}
     assert {point["optimizer"] for point in points} == {'"adam"', '"sgd"'}
+
+
+SEARCH = {
+    "ContinuousParameterRanges": [
+        {"Name": "learning-rate", "MinValue": "0.0001", "MaxValue": "0.01", "ScalingType": "Logarithmic"}
+    ],
+    "CategoricalParameterRanges": [
+        {"Name": "optimizer", "Values": ['"adam"', '"adamw"', '"sgd"', '"rmsprop"']},
+        {"Name": "batch-size", "Values": ['"32"', '"64"', '"128"']},
+    ],
+}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_few_trials_try_every_category_about_equally_often_and_span_each_range(seed):
+    """Independent draws gave all 4 default trials optimizer=sgd; balanced draws give each optimizer one."""
+    config = {"ResourceLimits": {"MaxNumberOfTrainingJobs": 4}, "ParameterRanges": SEARCH}
+    trials = plan_trials("tune", config, seed)
+    assert sorted(trial.tuned["optimizer"] for trial in trials) == sorted(
+        SEARCH["CategoricalParameterRanges"][0]["Values"]
+    )
+    batch_sizes = Counter(trial.tuned["batch-size"] for trial in trials)
+    assert len(batch_sizes) == 3 and max(batch_sizes.values()) == 2
+    # One learning rate in each quarter of the log range.
+    quarters = sorted(int(4 * math.log(float(t.tuned["learning-rate"]) / 1e-4) / math.log(100)) for t in trials)
+    assert quarters == [0, 1, 2, 3]
 
 
 def test_plans_are_repeatable_per_seed_with_sagemaker_style_names():
@@ -135,7 +163,7 @@ def test_reverse_logarithmic_ranges_crowd_near_one_and_integer_log_ranges_stay_i
         ],
     }
     generator = random.Random(0)
-    points = [draw(ranges, generator) for _ in range(400)]
+    points = draw(ranges, 400, generator)
     momenta = [float(point["momentum"]) for point in points]
     assert all(0.5 <= value <= 0.999 for value in momenta)
     # Uniform in log(1 - value): half the draws lie above 1 - sqrt(0.5 * 0.001), about 0.978.

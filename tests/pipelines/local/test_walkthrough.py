@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.server
 import shlex
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from pipelines import spec
 from pipelines.local.jobs import ContainerRoot
 from pipelines.local.runner import RunResult
 from pipelines.local.walkthrough import WalkthroughFailed, holdout_file, mlops_program, next_commands
+from training_code.contract import DEFAULT_MAX_PAYLOAD_MB
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:model-package/mlopskit-dev-models/7"
 
@@ -35,6 +39,46 @@ def test_the_example_request_posts_this_runs_test_split(tmp_path):
     (curl,) = [command for command in next_commands("dev", result, approved=True) if command.startswith("curl")]
     posted = Path(shlex.split(curl)[-1].removeprefix("@"))
     assert posted == holdout_file(result) and posted.is_file()
+
+
+class SizeLimitedServer(http.server.BaseHTTPRequestHandler):
+    """Answers 413 to a body over the real-time limit, as the serving container does, else 200; records bodies."""
+
+    bodies: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the handler's protocol)
+        length = int(self.headers["Content-Length"])
+        body = self.rfile.read(length)
+        self.bodies.append(body)
+        self.send_response(413 if length > DEFAULT_MAX_PAYLOAD_MB * 1024 * 1024 else 200)
+        self.end_headers()
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+def test_the_example_request_of_a_large_test_split_sends_its_first_rows_that_fit_and_runs_as_printed(tmp_path):
+    result = finished_run(tmp_path)
+    row = ",".join(["123.456789"] * 40) + ",7\n"
+    header = ",".join(f"f{i}" for i in range(40)) + ",label\n"
+    holdout_file(result).write_text(header + row * (7 * 1024 * 1024 // len(row)))
+    (curl,) = [command for command in next_commands("dev", result, approved=True) if "curl" in command]
+    assert curl.startswith("head -n ")
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SizeLimitedServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        command = curl.replace("localhost:8080", f"127.0.0.1:{server.server_port}")
+        completed = subprocess.run(
+            ["bash", "-c", f"{command} -o /dev/null -w '%{{http_code}}'"], capture_output=True, text=True, check=True
+        )
+    finally:
+        server.shutdown()
+    assert completed.stdout == "200"
+    (body,) = SizeLimitedServer.bodies
+    lines = body.decode().splitlines()
+    assert lines[0] == header.strip() and len(lines) > 1000
+    assert len(body) + len(row) > DEFAULT_MAX_PAYLOAD_MB * 1024 * 1024, "as many rows as fit"
 
 
 def test_a_run_without_a_test_split_is_reported(tmp_path):

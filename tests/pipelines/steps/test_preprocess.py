@@ -1,4 +1,4 @@
-"""Preprocessing: exact duplicates dropped, a stratified and reproducible split, scaling fitted on train only."""
+"""Preprocessing: exact duplicates dropped, a stratified and reproducible split, the encoding fitted on train only."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from pipelines.sample_data import CITIES, COLOUR_EFFECT, PEOPLE_LABEL, write_people_csv
 from pipelines.steps import preprocess as preprocess_step
 from pipelines.steps.preprocess import preprocess
-from training_code.contract import PREPROCESSING_REPORT_FILE, SCALING_FILE, SPLITS
+from training_code.contract import ENCODING_FILE, PREPROCESSING_REPORT_FILE, SPLITS
+from training_code.data import read_table
+from training_code.features import Encoding
 
 Row = tuple[float | str, ...]
 
@@ -129,36 +132,47 @@ def test_the_same_seed_gives_the_same_splits_and_another_seed_different_ones(dig
         assert set(other[name]) != set(rows), f"seed 1 gave the same {name} split as seed 0"
 
 
-# --- Scaling --------------------------------------------------------------------------------------------------------
+# --- Encoding -------------------------------------------------------------------------------------------------------
+
+
+def numeric_statistics(splits: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    encoding = json.loads((splits / "train" / ENCODING_FILE).read_text())
+    columns = encoding["columns"]
+    assert {column["kind"] for column in columns} == {"numeric"}
+    return (
+        [column["name"] for column in columns],
+        np.array([column["mean"] for column in columns]),
+        np.array([column["scale"] for column in columns]),
+    )
 
 
 def test_scaling_is_fitted_on_the_train_split_alone(digits_csv, splits):
-    scaling = json.loads((splits / "train" / SCALING_FILE).read_text())
+    names, mean, scale = numeric_statistics(splits)
     header = (splits / "train" / "train.csv").read_text().splitlines()[0].split(",")
     train = np.loadtxt(splits / "train" / "train.csv", delimiter=",", skiprows=1)[:, :-1]
     everything = np.array([row[:-1] for row in set(read_rows(digits_csv))], dtype=float)
     deviation = train.std(axis=0)
 
-    assert scaling["feature_names"] == header[:-1]
-    np.testing.assert_allclose(scaling["mean"], train.mean(axis=0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(scaling["scale"], np.where(deviation > 0, deviation, 1.0), rtol=1e-12)
+    assert names == header[:-1]
+    np.testing.assert_allclose(mean, train.mean(axis=0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(scale, np.where(deviation > 0, deviation, 1.0), rtol=1e-12)
     # Statistics over all the data would differ: the test set must not leak into the scaling.
-    assert np.abs(np.array(scaling["mean"]) - everything.mean(axis=0)).max() > 1e-3
+    assert np.abs(mean - everything.mean(axis=0)).max() > 1e-3
 
 
 def test_a_constant_column_gets_scale_one(splits):
-    scaling = json.loads((splits / "train" / SCALING_FILE).read_text())
+    _, _, scale = numeric_statistics(splits)
     train = np.loadtxt(splits / "train" / "train.csv", delimiter=",", skiprows=1)[:, :-1]
     constant = train.std(axis=0) == 0
 
     assert constant.any(), "the sample data should have a constant pixel (pixel_0 is always blank)"
-    assert np.array(scaling["scale"])[constant].tolist() == [1.0] * int(constant.sum())
+    assert scale[constant].tolist() == [1.0] * int(constant.sum())
 
 
-def test_scaling_travels_with_the_training_channel_only(splits):
-    assert (splits / "train" / SCALING_FILE).is_file()
-    assert not (splits / "validation" / SCALING_FILE).exists()
-    assert not (splits / "test" / SCALING_FILE).exists()
+def test_the_encoding_travels_with_the_training_channel_only(splits):
+    assert (splits / "train" / ENCODING_FILE).is_file()
+    assert not (splits / "validation" / ENCODING_FILE).exists()
+    assert not (splits / "test" / ENCODING_FILE).exists()
 
 
 # --- Report ---------------------------------------------------------------------------------------------------------
@@ -272,3 +286,96 @@ def test_invalid_ratios_fail_naming_them(digits_csv, failure_reason, tmp_path, v
     assert str(validation_ratio) in reason
     assert str(test_ratio) in reason
     assert not (tmp_path / "output").exists()
+
+
+# --- Tables as users bring them -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed_splits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    raw = write_people_csv(tmp_path_factory.mktemp("mixed") / "input" / "people.csv")
+    output = raw.parent.parent / "output"
+    return raw, output, preprocess(raw.parent, output, PEOPLE_LABEL, 0.15, 0.15, seed=0)
+
+
+def test_a_text_column_becomes_categories_fitted_on_the_train_split(mixed_splits):
+    _, output, report = mixed_splits
+    encoding = Encoding.load(output / "train" / ENCODING_FILE)
+    columns = {column.name: column for column in encoding.columns}
+    assert encoding.label_column == PEOPLE_LABEL
+    assert encoding.feature_names == ("age", "colour", "size", "city")
+    assert (columns["colour"].kind, columns["colour"].categories) == ("categorical", ("blue", "green", "red"))
+    assert (columns["city"].kind, columns["city"].categories) == ("categorical", CITIES)
+    assert columns["size"].kind == columns["age"].kind == "numeric"
+    assert report["columns"]["colour"]["kind"] == "categorical"
+    assert report["columns"]["colour"]["missing_filled_with"] in COLOUR_EFFECT
+    assert report["columns"]["city"]["missing_filled_with"] is None
+
+
+def test_missing_cells_are_filled_with_train_statistics_only_where_the_data_has_missing_cells(mixed_splits):
+    _, output, _ = mixed_splits
+    encoding = Encoding.load(output / "train" / ENCODING_FILE)
+    columns = {column.name: column for column in encoding.columns}
+    train = read_table(output / "train" / "train.csv", PEOPLE_LABEL)
+    ages = np.array([float(cell) for cell in train.cells[:, 0] if cell not in ("", "NA")])
+    colours = Counter(cell for cell in train.cells[:, 1] if cell != "NA")
+    assert columns["age"].fill == pytest.approx(float(np.median(ages)))
+    assert columns["colour"].categories[int(columns["colour"].fill)] == colours.most_common(1)[0][0]
+    assert columns["size"].fill is None and columns["city"].fill is None, "no missing cells: a missing one is refused"
+
+
+def test_splits_keep_the_users_columns_in_their_order_and_cells_as_written(mixed_splits):
+    raw, output, _ = mixed_splits
+    with raw.open(newline="") as file:
+        header, *rows = list(csv.reader(file))
+    written = []
+    for name in SPLITS:
+        with (output / name / f"{name}.csv").open(newline="") as file:
+            split_header, *split_rows_ = list(csv.reader(file))
+        assert split_header == header
+        written += split_rows_
+    assert sorted(map(tuple, written)) == sorted(set(map(tuple, rows)))
+
+
+def test_a_continuous_label_column_is_refused_with_a_short_reason(failure_reason, tmp_path):
+    path = tmp_path / "input" / "houses.csv"
+    path.parent.mkdir()
+    path.write_text("rooms,price\n" + "".join(f"{i % 7},{100_000 + 1_234.5 * i}\n" for i in range(300)))
+
+    reason = failure_reason(
+        preprocess_step.main, input_dir=path.parent, output_dir=tmp_path / "output", label_column="price"
+    )
+
+    assert "'price' holds 300 distinct numbers" in reason and "continuous" in reason
+    assert len(reason) < 300
+    assert not (tmp_path / "output").exists()
+
+
+def test_a_missing_label_column_lists_a_few_columns_and_says_how_to_name_it(failure_reason, tmp_path):
+    path = tmp_path / "input" / "wide.csv"
+    path.parent.mkdir()
+    path.write_text(",".join(f"feature_{i}" for i in range(1000)) + "\n" + ",".join(["1"] * 1000) + "\n")
+
+    reason = failure_reason(preprocess_step.main, input_dir=path.parent, output_dir=tmp_path / "output")
+
+    assert "--label-column" in reason and "LabelColumn" in reason
+    assert "feature_0" in reason and "and 992 more" in reason and "feature_999" not in reason
+    assert len(reason) < 400
+
+
+def test_errors_name_the_users_file_under_the_input_uri_not_the_jobs_copy(digits_csv, failure_reason, tmp_path):
+    header, lines = raw_lines(digits_csv)
+    cells = lines[6].split(",")
+    cells[3] = "abc"
+    lines[6] = ",".join(cells)
+    path = write_lines(tmp_path / "opt" / "ml" / "processing" / "input" / "raw" / "digits.csv", header, lines)
+
+    reason = failure_reason(
+        preprocess_step.main,
+        input_dir=path.parent,
+        output_dir=tmp_path / "output",
+        input_uri="s3://my-data/raw/run-7/",
+    )
+
+    assert reason.startswith("DataError: s3://my-data/raw/run-7/digits.csv row 7 column 'pixel_3': 'abc'"), reason
+    assert str(path.parent) not in reason

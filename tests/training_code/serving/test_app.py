@@ -22,8 +22,7 @@ class CountingPredictor:
         self.predictor = predictor
         self.fail = fail
         self.passes: list[int] = []
-        self.feature_names = predictor.feature_names
-        self.label_column = predictor.label_column
+        self.encoding = predictor.encoding
         self.classes = predictor.classes
 
     def logits(self, features: np.ndarray) -> np.ndarray:

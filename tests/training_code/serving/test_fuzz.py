@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from tests.encodings import numbers_only
 from tests.training_code.serving.conftest import ServerProcess, TrainedModel, child_pids, invocation_headers
 from training_code.contract import (
     CSV,
@@ -27,7 +28,7 @@ from training_code.serving import payload
 from training_code.serving.errors import PayloadError
 from training_code.serving.schema import Schema
 
-SCHEMA = Schema(("height", "width", "depth"), "label")
+SCHEMA = Schema(numbers_only(("height", "width", "depth")))
 NAMES = SCHEMA.feature_names
 CONTENT_TYPES = (CSV, JSON, JSON_LINES)
 ALL_CONTENT_TYPES = (*CONTENT_TYPES, NPY, NPZ)

@@ -8,14 +8,16 @@ import json
 import numpy as np
 import pytest
 
+from tests.encodings import numbers_only
 from training_code.contract import CSV, JSON, JSON_LINES, NPY, NPZ
+from training_code.features import NUMERIC, Column, Encoding
 from training_code.serving import arrays, payload
 from training_code.serving.answers import Answer, render
 from training_code.serving.errors import PayloadError
 from training_code.serving.payload import BLANK_LINE, HEADER_LINE
 from training_code.serving.schema import Schema
 
-SCHEMA = Schema(("height", "width", "depth"), "label")
+SCHEMA = Schema(numbers_only(("height", "width", "depth")))
 CLASSES = ("cat", "dog", "fish")
 
 
@@ -221,7 +223,7 @@ def test_csv_quoted_fields() -> None:
 
 
 def test_csv_rows_of_numbers_are_data_even_where_the_feature_names_are_numbers() -> None:
-    schema = Schema(("0", "1", "2"), "label")
+    schema = Schema(numbers_only(("0", "1", "2")))
     np.testing.assert_array_equal(parse("0,1,2\n5,6,7", CSV, schema), [[0, 1, 2], [5, 6, 7]])
     np.testing.assert_array_equal(parse("2,1,0", CSV, schema), [[2, 1, 0]])
 
@@ -329,7 +331,7 @@ def test_csv_non_numeric_value_names_row_and_column(body: str, row: int, column:
     assert f"row {row}" in message and name in message and text in message
 
 
-@pytest.mark.parametrize("value", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999", "-1e999"])
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity", "1e999", "-1e999"])
 @pytest.mark.parametrize("template", ["1,{},3", "1,2,3\n4,{},6", "1,2,3\n4,5,6\n7,{},9"])
 def test_csv_non_finite_values_are_rejected(value: str, template: str) -> None:
     body = template.format(value)
@@ -341,9 +343,17 @@ def test_csv_non_finite_values_are_rejected(value: str, template: str) -> None:
 
 @pytest.mark.parametrize("body, row, column", [("1,,3", 1, 2), ("1,2,3\n4,5,", 2, 3), ("1,2,3\n ,5,6", 2, 1)])
 def test_csv_empty_value_names_row_and_column(body: str, row: int, column: int) -> None:
+    """The model was trained without missing values: there is nothing to fill an empty cell with."""
     error = rejected(body, CSV)
     assert (error.row, error.column) == (row, column)
-    assert "empty" in str(error)
+    assert "missing value (empty)" in str(error)
+
+
+@pytest.mark.parametrize("marker", ["nan", "NaN", "NA", "null", "?"])
+def test_csv_missing_markers_are_missing_values_like_empty_cells(marker: str) -> None:
+    error = rejected(f"1,2,3\n4,{marker},6", CSV)
+    assert (error.row, error.column) == (2, 2)
+    assert f"missing value ({marker!r})" in str(error) and "width" in str(error)
 
 
 def test_malformed_csv_is_rejected() -> None:
@@ -559,6 +569,20 @@ def test_bad_npy_bodies_are_4xx(body: bytes, status: int, fragment: str) -> None
     with pytest.raises(PayloadError) as raised:
         payload.parse(body, NPY, SCHEMA)
     assert raised.value.status == status and fragment in str(raised.value)
+
+
+def test_npy_nan_is_a_missing_value_filled_in_only_where_training_had_missing_values() -> None:
+    """NaN is how arrays carry a missing cell: its code is NaN, which the encoding fills with the training median."""
+    depth_may_miss = Encoding(
+        (Column("height", NUMERIC), Column("width", NUMERIC), Column("depth", NUMERIC, fill=5.0)), "label"
+    )
+    codes = payload.parse(npy_bytes(np.array([[1.0, 2.0, np.nan]])), NPY, Schema(depth_may_miss)).features
+    assert np.isnan(codes[0, 2])
+    np.testing.assert_array_equal(depth_may_miss.transform(codes), [[1.0, 2.0, 5.0]])
+    with pytest.raises(PayloadError) as raised:
+        payload.parse(npy_bytes(np.array([[1.0, np.nan, 3.0]])), NPY, Schema(depth_may_miss))
+    assert (raised.value.row, raised.value.column) == (1, 2)
+    assert "training had no missing values in this column" in str(raised.value)
 
 
 def test_an_object_array_is_never_unpickled() -> None:

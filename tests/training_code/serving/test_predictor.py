@@ -62,7 +62,7 @@ def test_numpy_forward_pass_equals_torch(splits: Splits, tmp_path: Path, activat
     np.testing.assert_allclose(probabilities, reference, rtol=0, atol=TOLERANCE)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, atol=TOLERANCE)
     assert predictor.classes == artifact.classes
-    assert predictor.feature_names == artifact.feature_names
+    assert predictor.encoding == artifact.encoding
     # No randomness at inference: dropout is not applied, so the same rows always give the same answer.
     np.testing.assert_array_equal(predictor.predict_proba(features), probabilities)
     # One row alone takes another BLAS path than in a batch: the same answer up to float32 rounding.
@@ -183,17 +183,15 @@ def one_class_fewer(metadata: dict) -> None:
 def one_feature_fewer(metadata: dict) -> None:
     metadata["feature_names"] = metadata["feature_names"][:-1]
     metadata["model_config"]["input_size"] -= 1
-    for key in ("feature_names", "mean", "scale"):
-        metadata["scaling"][key] = metadata["scaling"][key][:-1]
+    metadata["encoding"]["columns"] = metadata["encoding"]["columns"][:-1]
 
 
 def one_hidden_layer_more(metadata: dict) -> None:
     metadata["model_config"]["hidden_sizes"] = [*metadata["model_config"]["hidden_sizes"], 16]
 
 
-def short_scaling(metadata: dict) -> None:
-    metadata["scaling"]["mean"] = metadata["scaling"]["mean"][:-1]
-    metadata["scaling"]["scale"] = metadata["scaling"]["scale"][:-1]
+def encoding_one_column_short(metadata: dict) -> None:
+    metadata["encoding"]["columns"] = metadata["encoding"]["columns"][:-1]
 
 
 @pytest.mark.parametrize(
@@ -206,7 +204,7 @@ def short_scaling(metadata: dict) -> None:
         edit_metadata(one_class_fewer),
         edit_metadata(one_feature_fewer),
         edit_metadata(one_hidden_layer_more),
-        edit_metadata(short_scaling),
+        edit_metadata(encoding_one_column_short),
     ],
     ids=[
         "output-layer-missing",
@@ -216,7 +214,7 @@ def short_scaling(metadata: dict) -> None:
         "more-outputs-than-classes",
         "more-inputs-than-features",
         "fewer-layers-than-config",
-        "scaling-shorter-than-features",
+        "encoding-shorter-than-features",
     ],
 )
 def test_weights_that_do_not_match_the_config_are_refused(
@@ -265,7 +263,7 @@ def broken_archive_only(model_dir: Path) -> None:
     "corrupt, named",
     [
         (write_text(MODEL_METADATA_FILE, "{not json"), None),
-        (edit_metadata(without_key("scaling")), "scaling"),
+        (edit_metadata(without_key("encoding")), "encoding"),
         (edit_metadata(activation("gelu")), "gelu"),
         (write_text(SERVING_WEIGHTS_FILE, "not a zip archive"), None),
         (truncated_weights, None),
@@ -274,7 +272,7 @@ def broken_archive_only(model_dir: Path) -> None:
     ],
     ids=[
         "metadata-not-json",
-        "metadata-without-scaling",
+        "metadata-without-encoding",
         "unknown-activation",
         "weights-not-npz",
         "weights-truncated",
@@ -296,3 +294,29 @@ def test_an_unreadable_artifact_raises_model_load_error(
     assert str(model_dir) in message or MODEL_ARCHIVE in message
     if named is not None:
         assert named in message
+
+
+def as_format_1(metadata: dict) -> None:
+    """What training wrote before the encoding: numeric scaling statistics."""
+    columns = metadata.pop("encoding")["columns"]
+    metadata["format_version"] = 1
+    metadata["scaling"] = {
+        "feature_names": [column["name"] for column in columns],
+        "mean": [column["mean"] for column in columns],
+        "scale": [column["scale"] for column in columns],
+    }
+
+
+def test_a_model_of_the_previous_artifact_format_serves_the_same_answers(
+    trained_model: TrainedModel, tmp_path: Path
+) -> None:
+    """Versions registered before the encoding existed stay servable after the image is updated."""
+    model_dir = copy_model(trained_model, tmp_path)
+    edit_metadata(as_format_1)(model_dir)
+    features = trained_model.rows.features
+
+    previous = Predictor.load(model_dir)
+
+    assert "encoding" not in json.loads((model_dir / MODEL_METADATA_FILE).read_text())
+    expected = Predictor.load(trained_model.model_dir).predict_proba(features)
+    np.testing.assert_array_equal(previous.predict_proba(features), expected)

@@ -264,7 +264,7 @@ def bad_requests(rows: SplitRows) -> list[tuple[str, str | None, str | None, byt
         ("csv-too-few-values", CSV, None, f"{line}\n1,2,3\n".encode(), 400, "row 2", {"row": 2}),
         ("csv-too-many-values", CSV, None, f"{line},1\n".encode(), 400, "row 1", {"row": 1}),
         ("csv-not-a-number", CSV, None, f"{line}\n{with_bad}".encode(), 400, names[4], {"row": 2, "column": 5}),
-        ("csv-nan", CSV, None, f"nan{line[len(values[0]):]}".encode(), 400, "finite", {"row": 1, "column": 1}),
+        ("csv-nan", CSV, None, f"nan{line[len(values[0]):]}".encode(), 400, "missing value", {"row": 1, "column": 1}),
         ("csv-inf", CSV, None, f"{line}\n{line}\n-inf{line[len(values[0]):]}".encode(), 400, "finite", {"row": 3}),
         ("csv-1e999", CSV, None, f"1e999{line[len(values[0]):]}".encode(), 400, "finite", {"row": 1, "column": 1}),
         ("csv-empty-value", CSV, None, f",{line.split(',', 1)[1]}".encode(), 400, "empty", {"row": 1, "column": 1}),

@@ -1,0 +1,74 @@
+"""No Node end-of-life banner from jsii where this project starts aws_cdk itself: app.py (what `npx cdk synth` runs)
+and `mlops`, also when they are started directly instead of through the Makefile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.node_runtime import DEPRECATED_VARIABLE, END_OF_LIFE_VARIABLE, NODE_VARIABLE, silence_end_of_life_banner
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# In both of jsii's banners: "Node N is end-of-life ..." and "Node N has reached end-of-life on ...".
+BANNER = "end-of-life"
+
+
+def fake_node(directory: Path, version_output: str) -> str:
+    script = directory / "node"
+    script.write_text(f"#!/bin/sh\necho '{version_output}'\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+@pytest.mark.parametrize(
+    ("listed", "version", "silenced"),
+    [
+        (None, "v20.20.2", "20"),
+        ("18", "v20.20.2", "18,20"),  # the Makefile's or a user's list is kept
+        ("20, 22", "v22.1.0", "20, 22"),  # listed already: left as it was
+    ],
+)
+def test_the_running_node_major_joins_the_silenced_ones(tmp_path, listed, version, silenced):
+    environ = {NODE_VARIABLE: fake_node(tmp_path, version)} | ({END_OF_LIFE_VARIABLE: listed} if listed else {})
+    silence_end_of_life_banner(environ)
+    assert environ[END_OF_LIFE_VARIABLE] == silenced
+    assert environ[DEPRECATED_VARIABLE] == "1"
+
+
+def test_a_node_that_cannot_say_its_version_changes_nothing(tmp_path):
+    """jsii then fails on its own, naming the problem; a guessed major would only hide it."""
+    for node in (str(tmp_path / "no-such-node"), fake_node(tmp_path, "not a version")):
+        environ = {NODE_VARIABLE: node}
+        silence_end_of_life_banner(environ)
+        assert environ == {NODE_VARIABLE: node}
+
+
+def started_directly(*command: str) -> subprocess.Popen:
+    """As a shell starts it: without the silencing variables that the Makefile or the test session set."""
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("JSII_SILENCE_WARNING_")}
+    return subprocess.Popen(
+        [sys.executable, *command], cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def finished(process: subprocess.Popen) -> tuple[int, str, str]:
+    stdout, stderr = process.communicate(timeout=300)
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def test_the_cdk_app_and_mlops_print_no_end_of_life_banner_when_started_directly():
+    # Side by side: each starts its own Node.
+    bare = started_directly("-c", "import aws_cdk")
+    app = started_directly("-c", "import app")  # app.py up to its first use of aws_cdk, as `npx cdk synth` runs it
+    definition = started_directly("-m", "pipelines.cli", "pipeline", "definition", "--stage", "dev")
+    outcomes = [finished(process) for process in (bare, app, definition)]
+    if BANNER not in outcomes[0][2]:
+        pytest.skip("jsii prints no end-of-life banner for this machine's Node: nothing to silence")
+    for returncode, _, stderr in outcomes[1:]:
+        assert returncode == 0 and BANNER not in stderr, stderr
+    assert json.loads(outcomes[2][1])["Steps"]
