@@ -13,11 +13,14 @@ export AWS_EC2_METADATA_DISABLED := true
 # Bytecode lives in the venv, not beside the sources (the code bundle and the serving image hash the source trees).
 export PYTHONPYCACHEPREFIX := $(CURDIR)/$(VENV)/pycache
 
-.PHONY: setup run synth test clean
+.PHONY: setup setup-deploy run synth test clean
 
 setup: $(VENV)/.installed node_modules/.installed
+# A machine that only synthesizes, deploys and operates (`mlops` against AWS): requirements.txt alone, no torch.
+setup-deploy: $(VENV)/.installed-deploy node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-training.txt training_code/serving/requirements.txt requirements-dev.txt \
+		pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet --no-compile -r requirements-dev.txt
@@ -26,6 +29,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	@# skips the packages' own test suites. Files that do not compile (templates, other Python versions) are never
 	@# imported, so their errors do not matter here.
 	$(BIN)/python -m compileall -q -j0 -x '/tests?/' $(VENV)/lib > /dev/null || true
+	touch $@
+
+$(VENV)/.installed-deploy: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-compile -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-compile --no-deps --no-build-isolation --editable .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json

@@ -4,9 +4,12 @@
 import sys
 
 from infra.node_runtime import silence_end_of_life_banner
+from pipelines.sdk import quiet_sdk
 
-# `npx cdk synth` runs this file directly, without the Makefile's environment: before aws_cdk starts Node.
+# `npx cdk synth` runs this file directly, without the Makefile's environment: before aws_cdk starts Node, and before
+# the stacks import the SageMaker SDK, which announces itself as it is imported.
 silence_end_of_life_banner()
+quiet_sdk()
 
 from aws_cdk import App  # noqa: E402
 

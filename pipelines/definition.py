@@ -7,14 +7,10 @@ CloudFormation substitutes, so the definition needs neither credentials nor the 
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-import boto3
-import sagemaker.utils
 from sagemaker.estimator import EstimatorBase
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
@@ -39,14 +35,15 @@ from sagemaker.workflow.retry import (
     StepExceptionTypeEnum,
     StepRetryPolicy,
 )
-from sagemaker.workflow.steps import CacheConfig, ProcessingStep, TuningStep
+from sagemaker.workflow.steps import CacheConfig, ProcessingStep, Step, TuningStep
 
 from infra import naming
 from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix
 from infra.instance_types import supports_volume_kms_key
+from infra.layout import ArtifactPrefix
 from pipelines import spec
 from pipelines.bundle import TRAINING_ENTRY_POINT
+from pipelines.sdk import offline_build, pipeline_session
 from pipelines.spec import ParameterName, StepName
 from training_code.contract import (
     ACCURACY_JSON_PATH,
@@ -57,28 +54,8 @@ from training_code.contract import (
 )
 from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC, TUNING_OBJECTIVE_TYPE
 
-# The SDK needs a syntactically valid region to build a definition; nothing region-specific survives into it
-# (images and the job's region come from PipelineTargets).
-SDK_REGION = "us-east-1"
-SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
 CACHE_EXPIRY = "P30D"
 RETRY_ATTEMPTS = 5
-
-
-def _validate_each_config_once(validate: Any) -> Any:
-    """SDK v2 re-validates the session config against its whole JSON schema on every config lookup (about 50 per
-    pipeline, 0.2 s each, measured: 10 s of a 12 s build). The config is a constant here; validate it once."""
-    validated: list[dict] = []
-
-    def validate_once(config: dict) -> None:
-        if config not in validated:
-            validate(config)
-            validated.append(json.loads(json.dumps(config)))
-
-    return validate_once
-
-
-sagemaker.utils.validate_sagemaker_config = _validate_each_config_once(sagemaker.utils.validate_sagemaker_config)
 
 
 @dataclass(frozen=True)
@@ -100,16 +77,8 @@ class PipelineTargets:
 
 def pipeline_definition(config: StageConfig, targets: PipelineTargets) -> dict[str, Any]:
     """The definition as a JSON-ready dict, identical for identical inputs."""
-    sdk_logger = logging.getLogger("sagemaker")
-    level = sdk_logger.level
-    # The SDK narrates its offline build (no jobs started, names dropped, defaults used): expected here, not news.
-    sdk_logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            definition = json.loads(build_pipeline(config, targets).definition())
-    finally:
-        sdk_logger.setLevel(level)
+    with offline_build():
+        definition = json.loads(build_pipeline(config, targets).definition())
     for step in definition["Steps"]:
         static = step["Arguments"].get("TrainingJobDefinition", {}).get("StaticHyperParameters", {})
         if static:
@@ -127,12 +96,7 @@ def pipeline_definition(config: StageConfig, targets: PipelineTargets) -> dict[s
 
 
 def build_pipeline(config: StageConfig, targets: PipelineTargets) -> Pipeline:
-    session = PipelineSession(
-        boto_session=boto3.Session(region_name=SDK_REGION),
-        default_bucket=targets.artifacts_bucket,
-        sagemaker_config=SDK_CONFIG,
-    )
-    session._default_bucket = targets.artifacts_bucket  # the SDK would otherwise look the bucket up in S3
+    session = pipeline_session(targets.artifacts_bucket)
     parameters = {
         parameter.name: _sdk_parameter(parameter)
         for parameter in spec.parameter_specs(config, targets.data_bucket, targets.serving_image_uri)
@@ -142,15 +106,10 @@ def build_pipeline(config: StageConfig, targets: PipelineTargets) -> Pipeline:
         on="/",
         values=[f"s3://{targets.artifacts_bucket}/{ArtifactPrefix.PIPELINE_RUNS}{pipeline_name}", _EXECUTION_ID],
     )
-    builder = _StepBuilder(config, targets, session, parameters, run_prefix)
-    preprocess = builder.preprocess()
-    tune = builder.tune(preprocess)
-    evaluate, evaluation_report = builder.evaluate(preprocess, tune)
-    check = builder.check_accuracy(evaluate, evaluation_report, register=builder.register(tune, evaluate))
     return Pipeline(
         name=pipeline_name,
         parameters=list(parameters.values()),
-        steps=[preprocess, tune, evaluate, check],
+        steps=_StepBuilder(config, targets, session, parameters, run_prefix).steps(),
         # No SageMaker Experiments tracking: nothing reads it, and it would need its own permissions.
         pipeline_experiment_config=None,
         sagemaker_session=session,
@@ -216,6 +175,27 @@ class _StepBuilder:
             security_group_ids=vpc.security_group_ids if vpc else None,
             subnets=vpc.subnet_ids if vpc else None,
         )
+        # Written by Evaluate, read by CheckAccuracy.
+        self.evaluation_report = PropertyFile(
+            name=spec.EVALUATION_PROPERTY_FILE, output_name=spec.EVALUATION_OUTPUT, path=EVALUATION_FILE
+        )
+        self.built: dict[StepName, Step] = {}
+
+    def steps(self) -> list[Step]:
+        """The pipeline's steps in spec.STEP_ORDER: the steps up to CheckAccuracy run in turn, and those after it
+        are its success branch, built first because the condition step takes them as it is made."""
+        build = {
+            StepName.PREPROCESS: self.preprocess,
+            StepName.TUNE: self.tune,
+            StepName.EVALUATE: self.evaluate,
+            StepName.REGISTER: self.register,
+        }
+        gate = spec.STEP_ORDER.index(StepName.CHECK_ACCURACY)
+        in_turn, if_passed = spec.STEP_ORDER[:gate], spec.STEP_ORDER[gate + 1 :]
+        for name in (*in_turn, *if_passed):
+            self.built[name] = build[name]()
+        self.built[StepName.CHECK_ACCURACY] = self.check_accuracy([self.built[name] for name in if_passed])
+        return [self.built[name] for name in spec.STEP_ORDER[: gate + 1]]
 
     def _run_location(self, *parts: str) -> Join:
         return Join(on="/", values=[self.run_prefix, *parts])
@@ -285,7 +265,7 @@ class _StepBuilder:
             name=StepName.PREPROCESS, step_args=step_args, cache_config=self.cache, retry_policies=self.retries
         )
 
-    def tune(self, preprocess: ProcessingStep) -> TuningStep:
+    def tune(self) -> TuningStep:
         training = self.config.training
         pipeline_name = naming.pipeline_name(self.config)
         estimator = PyTorch(
@@ -335,7 +315,7 @@ class _StepBuilder:
             early_stopping_type="Auto",
             base_tuning_job_name=f"{self.config.resource_prefix}-tune",
         )
-        outputs = preprocess.properties.ProcessingOutputConfig.Outputs
+        outputs = self.built[StepName.PREPROCESS].properties.ProcessingOutputConfig.Outputs
         channels = {
             channel: TrainingInput(outputs[channel].S3Output.S3Uri, content_type="text/csv")
             for channel in ("train", "validation")
@@ -355,24 +335,24 @@ class _StepBuilder:
         """Where the trials write their model.tar.gz; the best one is read back from here."""
         return f"{ArtifactPrefix.MODELS}{naming.pipeline_name(self.config)}"
 
-    def best_model_uri(self, tune: TuningStep) -> Join:
+    def best_model_uri(self) -> Join:
+        tune = self.built[StepName.TUNE]
         return tune.get_top_model_s3_uri(top_k=0, s3_bucket=self.targets.artifacts_bucket, prefix=self._models_prefix())
 
-    def evaluate(self, preprocess: ProcessingStep, tune: TuningStep) -> tuple[ProcessingStep, PropertyFile]:
+    def evaluate(self) -> ProcessingStep:
         processor = self._processor(
             self.targets.evaluation_image_uri, self.parameters[ParameterName.PROCESSING_INSTANCE_TYPE], "evaluate"
-        )
-        report = PropertyFile(
-            name=spec.EVALUATION_PROPERTY_FILE, output_name=spec.EVALUATION_OUTPUT, path=EVALUATION_FILE
         )
         step_args = processor.run(
             code=self.targets.step_runner_uri,
             inputs=[
                 ProcessingInput(
-                    source=self.best_model_uri(tune), destination=str(spec.MODEL_INPUT_DIR), input_name="model"
+                    source=self.best_model_uri(), destination=str(spec.MODEL_INPUT_DIR), input_name="model"
                 ),
                 ProcessingInput(
-                    source=preprocess.properties.ProcessingOutputConfig.Outputs["test"].S3Output.S3Uri,
+                    source=self.built[StepName.PREPROCESS]
+                    .properties.ProcessingOutputConfig.Outputs["test"]
+                    .S3Output.S3Uri,
                     destination=str(spec.TEST_INPUT_DIR),
                     input_name="test",
                 ),
@@ -395,40 +375,37 @@ class _StepBuilder:
                 str(spec.EVALUATION_OUTPUT_DIR),
             ),  # fmt: skip
         )
-        step = ProcessingStep(
+        return ProcessingStep(
             name=StepName.EVALUATE,
             step_args=step_args,
-            property_files=[report],
+            property_files=[self.evaluation_report],
             cache_config=self.cache,
             retry_policies=self.retries,
         )
-        return step, report
 
-    def register(self, tune: TuningStep, evaluate: ProcessingStep) -> ModelStep:
-        inference = self.config.inference
+    def register(self) -> ModelStep:
+        settings = self.config.pipeline
         model = Model(
             image_uri=self.parameters[ParameterName.SERVING_IMAGE_URI],
-            model_data=self.best_model_uri(tune),
+            model_data=self.best_model_uri(),
             role=self.targets.execution_role_arn,
             sagemaker_session=self.session,
         )
         evaluation_uri = Join(
             on="/",
             values=[
-                evaluate.properties.ProcessingOutputConfig.Outputs[spec.EVALUATION_OUTPUT].S3Output.S3Uri,
+                self.built[StepName.EVALUATE]
+                .properties.ProcessingOutputConfig.Outputs[spec.EVALUATION_OUTPUT]
+                .S3Output.S3Uri,
                 EVALUATION_FILE,
             ],
         )
         step_args = model.register(
             content_types=list(REQUEST_CONTENT_TYPES),
             response_types=list(RESPONSE_CONTENT_TYPES),
-            inference_instances=sorted(
-                {mode.instance_type for mode in (inference.realtime, inference.asynchronous) if mode.enabled}
-            )
-            or None,
-            transform_instances=[inference.batch_transform.instance_type]
-            if inference.batch_transform.enabled
-            else None,
+            # The stage's registration settings, not its endpoints' types: changing an endpoint changes no pipeline.
+            inference_instances=list(settings.registration_instance_types) or None,
+            transform_instances=list(settings.registration_transform_instance_types) or None,
             model_package_group_name=naming.model_package_group_name(self.config),
             approval_status=self.parameters[ParameterName.MODEL_APPROVAL_STATUS],
             model_metrics=ModelMetrics(
@@ -438,8 +415,10 @@ class _StepBuilder:
         )
         return ModelStep(name=StepName.REGISTER, step_args=step_args, retry_policies=self.service_retries)
 
-    def check_accuracy(self, evaluate: ProcessingStep, report: PropertyFile, register: ModelStep) -> ConditionStep:
-        accuracy = JsonGet(step_name=evaluate.name, property_file=report, json_path=ACCURACY_JSON_PATH)
+    def check_accuracy(self, if_passed: list[Step]) -> ConditionStep:
+        accuracy = JsonGet(
+            step_name=StepName.EVALUATE, property_file=self.evaluation_report, json_path=ACCURACY_JSON_PATH
+        )
         threshold = self.parameters[ParameterName.ACCURACY_THRESHOLD]
         too_low = FailStep(
             name=StepName.ACCURACY_TOO_LOW,
@@ -448,7 +427,7 @@ class _StepBuilder:
         return ConditionStep(
             name=StepName.CHECK_ACCURACY,
             conditions=[ConditionGreaterThanOrEqualTo(left=accuracy, right=threshold)],
-            if_steps=[register],
+            if_steps=if_passed,
             else_steps=[too_low],
         )
 

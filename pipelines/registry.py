@@ -16,7 +16,6 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +23,11 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from infra.manifest import MODEL_PACKAGE_ARN
+from pipelines.spec import ApprovalStatus
 from training_code.contract import ACCURACY_JSON_PATH, MODEL_ARCHIVE, MODEL_METADATA_FILE, MULTICLASS_METRICS
 
 # boto3 clients are generated at runtime; no stubs are installed.
 Client = Any
-
-
-class ApprovalStatus(StrEnum):
-    APPROVED = "Approved"
-    REJECTED = "Rejected"
-    PENDING = "PendingManualApproval"
 
 
 # Service limits (botocore's service model; moto does not check them).

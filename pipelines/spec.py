@@ -9,8 +9,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from infra.config import GPU_TRAINING_INSTANCE_TYPES, StageConfig
-from infra.foundation.layout import DataPrefix
+from infra.config.bounds import (
+    ACCURACY_THRESHOLD,
+    JOB_SECONDS,
+    TRAINING_INSTANCE_COUNT,
+    TUNING_MAX_JOBS,
+    TUNING_MAX_PARALLEL_JOBS,
+    Bounds,
+)
 from infra.instance_types import InstanceUse, same_volume_encryption
+from infra.layout import DataPrefix
 from training_code import hyperparameters as hp
 from training_code.contract import DEFAULT_LABEL_COLUMN, PROCESSING_ROOT, SPLITS
 
@@ -46,7 +54,13 @@ class ParameterName(StrEnum):
     PREVIOUS_MODEL_URI = "PreviousModelUri"
 
 
-APPROVAL_STATUSES = ("PendingManualApproval", "Approved", "Rejected")
+class ApprovalStatus(StrEnum):
+    """A model package version's ModelApprovalStatus, in the order a version goes through them: the pipeline
+    registers it pending (by default), and an operator approves or rejects it."""
+
+    PENDING = "PendingManualApproval"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
 
 
 KIND_WORDS = {str: "a string", int: "an integer", float: "a number"}
@@ -58,8 +72,7 @@ class ParameterSpec:
     kind: type  # str, int, float
     default: str | int | float
     allowed: tuple[str, ...] | None = None
-    minimum: float | None = None
-    maximum: float | None = None
+    bounds: Bounds | None = None
     prefix: str | None = None
     nonempty: bool = False
 
@@ -71,8 +84,10 @@ class ParameterSpec:
             raise ValueError(f"parameter {self.name}: {text!r} is not {KIND_WORDS[self.kind]}") from None
         if self.allowed and value not in self.allowed:
             raise ValueError(f"parameter {self.name}: {text!r} is not allowed; {_allowed_hint(value, self.allowed)}")
-        if self.minimum is not None and not self.minimum <= value <= self.maximum:
-            raise ValueError(f"parameter {self.name}: {text!r} is outside [{self.minimum}, {self.maximum}]")
+        if self.bounds is not None and value not in self.bounds:
+            raise ValueError(
+                f"parameter {self.name}: {text!r} is outside [{self.bounds.minimum}, {self.bounds.maximum}]"
+            )
         if self.prefix and not (value.startswith(self.prefix) and len(value) > len(self.prefix)):
             raise ValueError(f"parameter {self.name}: {text!r} must start with {self.prefix}")
         if self.nonempty and not value.strip():
@@ -95,7 +110,6 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
     """The pipeline's parameters with this stage's defaults. MaxWait exists only with spot (SageMaker rejects it
     otherwise); PreviousModelUri only when the stage configures warm start."""
     training = config.training
-    seconds = {"minimum": 60, "maximum": 28 * 24 * 3600}
     specs = [
         ParameterSpec(ParameterName.INPUT_DATA_URI, str, f"s3://{data_bucket}/{DataPrefix.RAW}", prefix="s3://"),
         ParameterSpec(ParameterName.LABEL_COLUMN, str, DEFAULT_LABEL_COLUMN, nonempty=True),
@@ -111,24 +125,28 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
             training.instance_type,
             tuple(sorted(GPU_TRAINING_INSTANCE_TYPES)),
         ),
-        ParameterSpec(ParameterName.TRAINING_INSTANCE_COUNT, int, training.instance_count, minimum=1, maximum=16),
-        ParameterSpec(ParameterName.MAX_RUNTIME_SECONDS, int, training.max_runtime_seconds, **seconds),
+        ParameterSpec(
+            ParameterName.TRAINING_INSTANCE_COUNT, int, training.instance_count, bounds=TRAINING_INSTANCE_COUNT
+        ),
+        ParameterSpec(ParameterName.MAX_RUNTIME_SECONDS, int, training.max_runtime_seconds, bounds=JOB_SECONDS),
     ]
     if training.use_spot:
-        specs.append(ParameterSpec(ParameterName.MAX_WAIT_SECONDS, int, training.max_wait_seconds, **seconds))
+        specs.append(ParameterSpec(ParameterName.MAX_WAIT_SECONDS, int, training.max_wait_seconds, bounds=JOB_SECONDS))
     specs += [
-        ParameterSpec(ParameterName.TUNING_MAX_JOBS, int, config.pipeline.tuning_max_jobs, minimum=1, maximum=500),
+        ParameterSpec(ParameterName.TUNING_MAX_JOBS, int, config.pipeline.tuning_max_jobs, bounds=TUNING_MAX_JOBS),
         ParameterSpec(
             ParameterName.TUNING_MAX_PARALLEL_JOBS,
             int,
             config.pipeline.tuning_max_parallel_jobs,
-            minimum=1,
-            maximum=100,
+            bounds=TUNING_MAX_PARALLEL_JOBS,
         ),
         ParameterSpec(
-            ParameterName.ACCURACY_THRESHOLD, float, config.pipeline.accuracy_threshold, minimum=0.0, maximum=1.0
+            ParameterName.ACCURACY_THRESHOLD,
+            float,
+            config.pipeline.accuracy_threshold,
+            bounds=ACCURACY_THRESHOLD,
         ),
-        ParameterSpec(ParameterName.MODEL_APPROVAL_STATUS, str, APPROVAL_STATUSES[0], APPROVAL_STATUSES),
+        ParameterSpec(ParameterName.MODEL_APPROVAL_STATUS, str, ApprovalStatus.PENDING.value, tuple(ApprovalStatus)),
         ParameterSpec(ParameterName.SERVING_IMAGE_URI, str, serving_image_uri),
     ]
     if config.pipeline.warm_start_model_uri:

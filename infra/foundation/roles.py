@@ -8,8 +8,8 @@ from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
-from infra.foundation.layout import JOB_ARTIFACT_PREFIXES, JOB_DATA_PREFIXES, ArtifactPrefix, DataPrefix
 from infra.foundation.storage import Storage
+from infra.layout import JOB_ARTIFACT_PREFIXES, JOB_DATA_PREFIXES, ArtifactPrefix, DataPrefix
 from infra.security import allow
 
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
@@ -79,7 +79,7 @@ class ExecutionRoles(Construct):
 
     def _grant_job_storage(self, storage: Storage) -> None:
         per_job_keys = (
-            "Object access is limited to the stage bucket's documented prefixes (infra/foundation/layout.py); "
+            "Object access is limited to the stage bucket's documented prefixes (infra/layout.py); "
             "jobs write keys of their own under a prefix, so the object part of the ARN ends in a wildcard."
         )
         allow(

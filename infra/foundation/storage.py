@@ -12,9 +12,9 @@ from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix
 from infra.foundation.removal import removal_policy
 from infra.foundation.sharing import ModelConsumer
+from infra.layout import ArtifactPrefix
 from infra.naming import BucketPurpose
 from infra.security import acknowledge
 

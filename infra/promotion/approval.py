@@ -1,10 +1,10 @@
-"""The approval trigger: approving a version in the staging model registry starts the delivery pipeline.
+"""The approval trigger: approving a version in the staging model registry commits staging's manifest.
 
 SageMaker emits "Model Package State Change" events on the default event bus of the registry's own account and
 region, so the rule must live there. When the pipeline shares that account and region, one rule in the delivery
-stack targets the pipeline. Otherwise a forwarding rule in the staging stage sends the approvals to the pipeline
-account's default bus, which admits them (a bus policy for the staging account), and the same rule there starts the
-pipeline: EventBridge cannot start a pipeline in another account or region directly.
+stack starts the promotion commit. Otherwise a forwarding rule in the staging stage sends the approvals to the
+pipeline account's default bus, which admits them (a bus policy for the staging account), and the same rule there
+starts it: EventBridge cannot start a build in another account or region directly.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_cdk import Stack
-from aws_cdk import aws_codepipeline as codepipeline
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
@@ -40,8 +39,9 @@ def approval_rule_pattern(model_package_group_name: str) -> events.EventPattern:
 
 
 class ApprovalTrigger(Construct):
-    """In the pipeline's stack: the rule that starts the pipeline on an approval in the staging registry, and, when
-    the registry is in another account, the permission for that account to forward its approvals here."""
+    """In the pipeline's stack: the rule that turns an approval in the staging registry into a promotion commit (its
+    target), and, when the registry is in another account, the permission for that account to forward its approvals
+    here."""
 
     def __init__(
         self,
@@ -49,19 +49,19 @@ class ApprovalTrigger(Construct):
         construct_id: str,
         *,
         model_package_group_name: str,
-        pipeline: codepipeline.IPipeline,
+        target: events.IRuleTarget,
         forwarded_from_account: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.rule = events.Rule(
             self,
             "OnApproved",
-            description=f"Starts the delivery pipeline when a version of {model_package_group_name} is approved",
+            description=f"Commits staging's manifest when a version of {model_package_group_name} is approved",
             event_pattern=approval_rule_pattern(model_package_group_name),
         )
-        # SageMaker may send more than one event per state change: a second start is queued or superseded by
-        # CodePipeline, and deploys the same approved version.
-        self.rule.add_target(targets.CodePipeline(pipeline))
+        # SageMaker may send more than one event per state change: promoting the version already served commits
+        # nothing, so a second event changes nothing.
+        self.rule.add_target(target)
         self.bus_policy: events.CfnEventBusPolicy | None = None
         if forwarded_from_account:
             stack = Stack.of(self)

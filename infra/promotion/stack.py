@@ -1,8 +1,9 @@
 """The delivery stack (tooling account): a CDK Pipelines pipeline that owns the staging and prod stages.
 
-Source → Build (make test; resolve the approved staging version; synth with it) → UpdatePipeline (self-mutation)
-→ Assets → staging (deploy, then SmokeTest) → prod (PromoteToProd manual approval first, then deploy). An approval
-in the staging model registry starts it (infra/promotion/approval.py).
+Source → Build (make test; synth the committed manifests) → UpdatePipeline (self-mutation) → Assets → staging
+(deploy, then SmokeTest) → prod (PromoteToProd manual approval first, then deploy). A commit starts it; an approval
+in the staging model registry becomes a commit of staging's manifest (infra/promotion/approval.py,
+promotion_commit.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from infra.promotion.approval import (
     approvals_are_forwarded,
     forwarding_account,
 )
+from infra.promotion.promotion_commit import PromotionCommit
 from infra.promotion.steps import StagingResources, cdk_cli_version, smoke_test_step, synth_step
 from infra.security import acknowledge, acknowledge_wildcard_resources
 from infra.stage import MlopsStage, StageSharing
@@ -84,13 +86,18 @@ _VERSIONS_REASON = (
 )
 
 
-def source_of(scope: Construct, source: DeliverySource) -> pipelines.CodePipelineSource:
+def source_of(
+    scope: Construct, source: DeliverySource
+) -> tuple[pipelines.CodePipelineSource, codecommit.IRepository | None]:
+    """The pipeline's source, and the CodeCommit repository where the promotion commit can push (None for a
+    connection, where pushing needs the provider's own credentials: promotion is then `mlops promote` and a push)."""
     if source.kind == "connection":
-        return pipelines.CodePipelineSource.connection(
+        connection = pipelines.CodePipelineSource.connection(
             source.repository, source.branch, connection_arn=source.connection_arn
         )
+        return connection, None
     repository = codecommit.Repository.from_repository_name(scope, "Repository", source.repository)
-    return pipelines.CodePipelineSource.code_commit(repository, source.branch)
+    return pipelines.CodePipelineSource.code_commit(repository, source.branch), repository
 
 
 def smoke_test_skip_reason(staging: StageConfig, delivery: DeliveryConfig, *, serving: bool) -> str | None:
@@ -125,13 +132,13 @@ class DeliveryStack(Stack):
             **kwargs,
         )
         self.delivery = delivery
-        source = source_of(self, delivery.source)
+        source, repository = source_of(self, delivery.source)
         staging_resources = StagingResources(self, staging)
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",
             pipeline_name=naming.delivery_pipeline_name(project_name),
-            synth=synth_step(source, staging_resources),
+            synth=synth_step(source),
             self_mutation=True,
             cross_account_keys=True,
             enable_key_rotation=True,
@@ -164,13 +171,25 @@ class DeliveryStack(Stack):
         # Built here, not at synth, so that the approval rule can target it and the generated roles be acknowledged.
         self.pipeline.build_pipeline()
 
-        self.approval = ApprovalTrigger(
-            self,
-            "ApprovalTrigger",
-            model_package_group_name=naming.model_package_group_name(staging),
-            pipeline=self.pipeline.pipeline,
-            forwarded_from_account=forwarded_from,
-        )
+        self.promotion_commit: PromotionCommit | None = None
+        self.approval: ApprovalTrigger | None = None
+        if repository is not None:
+            self.promotion_commit = PromotionCommit(
+                self,
+                "PromotionCommit",
+                project_name=project_name,
+                repository=repository,
+                branch=delivery.source.branch,
+                staging=staging_resources,
+                encryption_key=self.pipeline.pipeline.artifact_bucket.encryption_key,
+            )
+            self.approval = ApprovalTrigger(
+                self,
+                "ApprovalTrigger",
+                model_package_group_name=naming.model_package_group_name(staging),
+                target=self.promotion_commit.target(),
+                forwarded_from_account=forwarded_from,
+            )
         self._acknowledge_generated_findings(staging_resources)
         self._scope_artifact_key_policy()
         # CDK Pipelines writes a cross-account action's CloudFormation role ARN as Fn::Join with an empty delimiter;
@@ -231,7 +250,7 @@ class DeliveryStack(Stack):
         acknowledge_wildcard_resources(
             pipeline, [pipeline.pipeline.artifact_bucket.arn_for_objects("*")], _ARTIFACTS_REASON
         )
-        for project in (child for child in pipeline.node.find_all() if isinstance(child, codebuild.Project)):
+        for project in (child for child in self.node.find_all() if isinstance(child, codebuild.Project)):
             acknowledge_wildcard_resources(
                 project,
                 [
@@ -247,8 +266,20 @@ class DeliveryStack(Stack):
                 ],
                 _BUILD_LOGS_REASON,
             )
-        for step_project in (pipeline.synth_project, *([self.smoke_test.project] if self.smoke_test else [])):
-            acknowledge_wildcard_resources(step_project, [staging.model_package_versions_arn], _VERSIONS_REASON)
+        registry_readers = [
+            *([self.smoke_test.project] if self.smoke_test else []),
+            *([self.promotion_commit.project] if self.promotion_commit else []),
+        ]
+        for project in registry_readers:
+            acknowledge_wildcard_resources(project, [staging.model_package_versions_arn], _VERSIONS_REASON)
+        if self.promotion_commit:
+            for action in ("kms:ReEncrypt*", "kms:GenerateDataKey*"):
+                acknowledge(
+                    self.promotion_commit.project,
+                    f"AwsSolutions-IAM5[Action::{action}]",
+                    "CodeBuild grants these action groups on the pipeline's artifact key only, with which the "
+                    "promotion build encrypts its logs and cache",
+                )
         if self.smoke_test:
             acknowledge_wildcard_resources(self.smoke_test.project, [staging.model_archives_arn], _ARCHIVES_REASON)
             acknowledge_wildcard_resources(self.smoke_test.project, [staging.keys_arn], _STAGE_KEY_REASON)

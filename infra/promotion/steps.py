@@ -1,4 +1,4 @@
-"""The delivery pipeline's CodeBuild steps: the synth (tests, then the approved version into the assembly) and the
+"""The delivery pipeline's CodeBuild steps: the synth (tests, then the assembly of the committed manifests) and the
 staging smoke test. Their commands are module constants so that tests read what the pipeline runs."""
 
 from __future__ import annotations
@@ -11,23 +11,17 @@ from aws_cdk import aws_iam as iam
 
 from infra import naming
 from infra.config import PROJECT_ROOT, StageConfig
-from infra.foundation.layout import ArtifactPrefix
+from infra.layout import ArtifactPrefix
 from infra.promotion import SMOKE_TEST_STEP
 
 # `make setup` builds .venv and node_modules as on a workstation. Teams with a CPU-only torch wheel index set
 # PIP_EXTRA_INDEX_URL on the build projects: the default Linux wheel brings CUDA libraries that no step needs.
 INSTALL_COMMANDS = ["make setup"]
 BUILD_ENV = {"CDK_DISABLE_CLI_TELEMETRY": "true"}
-# The version that `mlops models resolve` prints serves in staging and, once promoted, in prod: the assembly this
-# step writes is what the pipeline deploys, so prod gets exactly the version that staging was smoke-tested with.
-RESOLVE_COMMAND = 'ARN="$(.venv/bin/mlops models resolve --stage staging)" && test -n "$ARN"'
-SYNTH_COMMANDS = [
-    "make test",
-    RESOLVE_COMMAND,
-    'echo "approved model package: $ARN"',
-    "npx --no-install cdk synth --quiet --no-notices --no-version-reporting "
-    '-c staging.inference.model_package_arn="$ARN" -c prod.inference.model_package_arn="$ARN"',
-]
+# The assembly is a function of the commit: each stage serves what its committed manifest (infra/deployments/) says,
+# as on a workstation and in GitHub Actions; an approval reaches staging as a commit of its manifest
+# (infra/promotion/promotion_commit.py), prod as a reviewed `mlops promote --to prod` commit.
+SYNTH_COMMANDS = ["make test", "npx --no-install cdk synth --quiet --no-notices --no-version-reporting"]
 # The smoke test checks the version that staging was just deployed with (a staging stack output), not the manifest's.
 SERVED_VERSION_VARIABLE = "MODEL_PACKAGE_ARN"
 SMOKE_TEST_COMMANDS = [f'.venv/bin/mlops smoke-test --stage staging --model-package-arn "${SERVED_VERSION_VARIABLE}"']
@@ -106,25 +100,18 @@ class StagingResources:
         return {"AWS_REGION": region, "AWS_DEFAULT_REGION": region} if region else {}
 
 
-def synth_step(source: pipelines.IFileSetProducer, staging: StagingResources) -> pipelines.CodeBuildStep:
+def synth_step(source: pipelines.IFileSetProducer) -> pipelines.CodeBuildStep:
     return pipelines.CodeBuildStep(
         "Synth",
         input=source,
         install_commands=INSTALL_COMMANDS,
         commands=SYNTH_COMMANDS,
-        env={**BUILD_ENV, **staging.region_env},
+        env=BUILD_ENV,
         # `make test` runs about 4 minutes on 2 cores; MEDIUM has 4 vCPUs and 7 GB.
         build_environment=codebuild.BuildEnvironment(
             build_image=BUILD_IMAGE, compute_type=codebuild.ComputeType.MEDIUM
         ),
         partial_build_spec=_runtimes(),
-        role_policy_statements=[
-            iam.PolicyStatement(
-                sid="ResolveApprovedStagingVersion",
-                actions=["sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
-                resources=[staging.model_package_group_arn, staging.model_package_versions_arn],
-            )
-        ],
     )
 
 

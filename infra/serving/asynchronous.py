@@ -13,10 +13,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import naming
-from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix
+from infra.config import AsyncInference, ServingAlarms
 from infra.instance_types import supports_volume_kms_key
-from infra.serving.model import ServingModel
+from infra.layout import ArtifactPrefix
 from infra.serving.monitoring import EndpointAlarms, endpoint_metric, notifying_alarm
 from infra.serving.notifications import NotificationKey, encrypted_topic
 from infra.serving.role import ServingRole
@@ -34,8 +33,10 @@ class AsyncEndpoint(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
-        model: ServingModel,
+        settings: AsyncInference,
+        alarm_settings: ServingAlarms,
+        endpoint_name: str,
+        model_name: str,
         key: kms.IKey,
         artifacts: s3.IBucket,
         notification_key: NotificationKey,
@@ -43,9 +44,7 @@ class AsyncEndpoint(Construct):
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = config.inference.asynchronous
-        self.endpoint_name = naming.async_endpoint_name(config)
-        alarm_settings = config.inference.alarms
+        self.endpoint_name = endpoint_name
         self.alarms = EndpointAlarms(
             self, "Alarms", endpoint_name=self.endpoint_name, settings=alarm_settings, topic=alarm_topic
         )
@@ -77,7 +76,7 @@ class AsyncEndpoint(Construct):
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=naming.VARIANT_NAME,
-                    model_name=model.model_name,
+                    model_name=model_name,
                     instance_type=settings.instance_type,
                     # SageMaker starts an endpoint with at least one instance; scaling takes it to zero when idle.
                     initial_instance_count=max(settings.min_capacity, 1),
@@ -110,12 +109,11 @@ class AsyncEndpoint(Construct):
         keep_scaled_capacity(self.endpoint)
         self.scalable_target = None
         if settings.autoscaling:
-            self._scale_on_backlog(config)
+            self._scale_on_backlog(settings)
 
-    def _scale_on_backlog(self, config: StageConfig) -> None:
+    def _scale_on_backlog(self, settings: AsyncInference) -> None:
         """Target tracking on the backlog per instance scales in to zero, but cannot scale out of zero (the metric
         divides by the instance count); a step policy adds the first instance when requests wait without capacity."""
-        settings = config.inference.asynchronous
         self.scalable_target = variant_scalable_target(
             self,
             endpoint=self.endpoint,

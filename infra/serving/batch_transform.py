@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Aws, Size, Stack
+from aws_cdk import Aws, RemovalPolicy, Size, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -18,13 +19,10 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra import naming
-from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix
-from infra.foundation.removal import removal_policy
+from infra.config import BatchTransform as BatchTransformSettings
 from infra.instance_types import supports_volume_kms_key
+from infra.layout import ArtifactPrefix
 from infra.security import allow
-from infra.serving.model import ServingModel
 from infra.serving.monitoring import PERIOD, notifying_alarm
 from infra.serving.notifications import NotificationKey, encrypted_topic
 from infra.serving.role import ServingRole
@@ -79,7 +77,7 @@ class TransformJobWithDataProcessing(tasks.SageMakerCreateTransformJob):
         construct_id: str,
         *,
         data_processing: dict[str, str],
-        static_tags: dict[str, str],
+        static_tags: Mapping[str, str],
         **props: Any,
     ) -> None:
         super().__init__(scope, construct_id, **props)
@@ -104,8 +102,13 @@ class BatchTransform(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
-        model: ServingModel,
+        settings: BatchTransformSettings,
+        state_machine_name: str,
+        job_name_prefix: str,
+        role_description: str,
+        tags: Mapping[str, str],
+        removal_policy: RemovalPolicy,
+        model_name: str,
         key: kms.IKey,
         data: s3.IBucket,
         artifacts: s3.IBucket,
@@ -113,9 +116,10 @@ class BatchTransform(Construct):
         notification_key: NotificationKey,
         alarm_topic: sns.ITopic,
     ) -> None:
+        """Transform jobs are named `<job_name_prefix><hash of the execution name>` and carry `tags`."""
         super().__init__(scope, construct_id)
         self._stack = Stack.of(self)
-        self.state_machine_name = naming.batch_transform_state_machine_name(config)
+        self.state_machine_name = state_machine_name
         self.failure_topic = encrypted_topic(
             self, "FailureTopic", key=notification_key.key, display_name=f"{self.state_machine_name}: job failed"
         )
@@ -123,20 +127,28 @@ class BatchTransform(Construct):
             self,
             "StateMachineRole",
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
-            description=f"{config.resource_prefix}: the batch transform state machine",
+            description=role_description,
         )
         # Written out here, narrower than what CDK generates for these tasks: the state machine gets the role as an
         # immutable import, which takes no statements (and adds no dependency its role ARN does not already imply).
         self.policy = iam.Policy(self, "StateMachinePolicy", roles=[self.role])
-        self._grant(config, key)
+        self._grant(job_name_prefix, key)
         notification_key.allow_publishing_by(self.role)
-        settings = config.inference.batch_transform
         # Transform jobs run as the model's role: it reads only the input prefix (JoinSource=Input copies input
         # into the output, so reading more would copy more out) and writes only the output prefix.
         role.read("ReadBatchInput", data, settings.input_prefix)
         role.write("WriteBatchOutput", artifacts, OUTPUT_PREFIX)
 
-        definition = self._check_input_then_transform(config, model, key, data, artifacts, role)
+        definition = self._check_input_then_transform(
+            settings=settings,
+            job_name_prefix=job_name_prefix,
+            tags=tags,
+            model_name=model_name,
+            key=key,
+            data=data,
+            artifacts=artifacts,
+            role=role,
+        )
 
         log_group_name = f"/aws/vendedlogs/states/{self.state_machine_name}"
         notification_key.allow_log_group(log_group_name)
@@ -146,7 +158,7 @@ class BatchTransform(Construct):
             log_group_name=log_group_name,
             encryption_key=notification_key.key,
             retention=logs.RetentionDays.ONE_YEAR,
-            removal_policy=removal_policy(config),
+            removal_policy=removal_policy,
         )
         self.state_machine = sfn.StateMachine(
             self,
@@ -169,12 +181,15 @@ class BatchTransform(Construct):
             topic=alarm_topic,
             description=f"{self.state_machine_name}: a batch transform execution failed",
         )
-        self._add_triggers(config, data)
+        self._add_triggers(settings, data)
 
     def _check_input_then_transform(
         self,
-        config: StageConfig,
-        model: ServingModel,
+        *,
+        settings: BatchTransformSettings,
+        job_name_prefix: str,
+        tags: Mapping[str, str],
+        model_name: str,
         key: kms.IKey,
         data: s3.IBucket,
         artifacts: s3.IBucket,
@@ -182,7 +197,6 @@ class BatchTransform(Construct):
     ) -> sfn.IChainable:
         """An input outside the input prefix fails at once; else the transform job. Either failure is published to
         the failure topic, then the execution fails."""
-        settings = config.inference.batch_transform
         input_uri = f"$.{INPUT_URI_FIELD}"
         prefix_uri = f"s3://{data.bucket_name}/{settings.input_prefix}"
         transform = TransformJobWithDataProcessing(
@@ -192,10 +206,10 @@ class BatchTransform(Construct):
             # One job per execution (the execution name is unique per state machine), within the 63 characters of a
             # job name whatever the execution name's length.
             transform_job_name=sfn.JsonPath.format(
-                f"{naming.transform_job_name_prefix(config)}{{}}",
+                f"{job_name_prefix}{{}}",
                 sfn.JsonPath.hash(sfn.JsonPath.execution_name, JOB_NAME_HASH),
             ),
-            model_name=model.model_name,
+            model_name=model_name,
             # The job runs as the model's role; CreateTransformJob passes no role. Naming it keeps CDK from making one.
             role=role.role,
             transform_input=tasks.TransformInput(
@@ -229,7 +243,7 @@ class BatchTransform(Construct):
                 "OutputFilter": settings.output_filter,
                 "JoinSource": settings.join_source,
             },
-            static_tags=config.all_tags,
+            static_tags=tags,
             result_selector={
                 "TransformJobName": sfn.JsonPath.string_at("$.TransformJobName"),
                 "S3OutputPath": sfn.JsonPath.string_at("$.TransformOutput.S3OutputPath"),
@@ -278,13 +292,16 @@ class BatchTransform(Construct):
             .otherwise(refuse_input.next(on_failure))
         )
 
-    def _grant(self, config: StageConfig, key: kms.IKey) -> None:
-        prefix = naming.transform_job_name_prefix(config)
+    def _grant(self, job_name_prefix: str, key: kms.IKey) -> None:
         allow(
             self.policy,
             "RunTransformJobs",
             TRANSFORM_JOB_ACTIONS,
-            [self._stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{prefix}*")],
+            [
+                self._stack.format_arn(
+                    service="sagemaker", resource="transform-job", resource_name=f"{job_name_prefix}*"
+                )
+            ],
             wildcard_reason="Transform jobs are named at run time after the execution; limited to the stage's "
             "job-name prefix in this account and region.",
         )
@@ -308,8 +325,7 @@ class BatchTransform(Construct):
         allow(self.policy, "DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
         allow(self.policy, "PublishTraces", TRACING_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
 
-    def _add_triggers(self, config: StageConfig, data: s3.IBucket) -> None:
-        settings = config.inference.batch_transform
+    def _add_triggers(self, settings: BatchTransformSettings, data: s3.IBucket) -> None:
         if settings.run_on_upload:
             uploaded = f"s3://{data.bucket_name}/{events.EventField.from_path('$.detail.object.key')}"
             self.upload_rule = events.Rule(

@@ -9,8 +9,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.config import ServingAlarms, StageConfig
-from infra.naming import VARIANT_NAME, serving_dashboard_name
+from infra.config import ServingAlarms
+from infra.naming import VARIANT_NAME
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
 PERIOD = Duration.minutes(1)
@@ -113,9 +113,9 @@ class ServingDashboard(Construct):
     WIDTH = 6
     HEIGHT = 6
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(self, scope: Construct, construct_id: str, *, dashboard_name: str) -> None:
         super().__init__(scope, construct_id)
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=serving_dashboard_name(config))
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
 
     def add_endpoint(
         self,

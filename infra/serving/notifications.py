@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from infra.config import StageConfig
 from infra.foundation.encryption import KEY_ADMINISTRATION_ACTIONS
-from infra.foundation.removal import removal_policy
 
 CLOUDWATCH_SERVICE = "cloudwatch.amazonaws.com"
 # What publishing to a KMS-encrypted topic takes.
@@ -30,18 +28,23 @@ class NotificationKey(Construct):
     """A key of the serving stack's own: CloudWatch alarms, CloudWatch Logs and roles of this stack must use it, and
     the stage key's policy cannot name a role of a stack that depends on the foundation."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, config: StageConfig) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, resource_prefix: str, removal_policy: RemovalPolicy
+    ) -> None:
         super().__init__(scope, construct_id)
         self._publishers: iam.PolicyStatement | None = None
+        destroyed_with_stack = removal_policy == RemovalPolicy.DESTROY
         self.key = kms.Key(
             self,
             "Key",
-            alias=f"alias/{config.resource_prefix}-serving",
-            description=f"Encrypts the {config.resource_prefix} serving topics and batch transform logs",
+            alias=f"alias/{resource_prefix}-serving",
+            description=f"Encrypts the {resource_prefix} serving topics and batch transform logs",
             enable_key_rotation=True,
             rotation_period=Duration.days(365),
-            pending_window=Duration.days(7 if config.destroy_on_removal else 30),
-            removal_policy=removal_policy(config),
+            # A key that goes with its stack (dev) is deleted after the shortest wait; elsewhere after the longest,
+            # which leaves time to cancel a deletion while something still needs the key.
+            pending_window=Duration.days(7 if destroyed_with_stack else 30),
+            removal_policy=removal_policy,
             policy=iam.PolicyDocument(
                 statements=[
                     iam.PolicyStatement(

@@ -11,10 +11,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import naming
-from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix
+from infra.config import RealtimeInference, ServingAlarms
 from infra.instance_types import supports_volume_kms_key
-from infra.serving.model import ServingModel
+from infra.layout import ArtifactPrefix
 from infra.serving.monitoring import EndpointAlarms
 from infra.serving.role import ServingRole
 from infra.serving.scaling import ScalableDimension, keep_scaled_capacity, variant_scalable_target
@@ -27,19 +26,20 @@ class RealtimeEndpoint(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
-        model: ServingModel,
+        settings: RealtimeInference,
+        alarm_settings: ServingAlarms,
+        endpoint_name: str,
+        model_name: str,
         role: ServingRole,
         key: kms.IKey,
         artifacts: s3.IBucket,
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = config.inference.realtime
-        self.endpoint_name = naming.realtime_endpoint_name(config)
+        self.endpoint_name = endpoint_name
         # Alarms refer to the endpoint by name, so they exist before it: a deployment can roll back on them at once.
         self.alarms = EndpointAlarms(
-            self, "Alarms", endpoint_name=self.endpoint_name, settings=config.inference.alarms, topic=alarm_topic
+            self, "Alarms", endpoint_name=endpoint_name, settings=alarm_settings, topic=alarm_topic
         )
         rollback_alarms = (self.alarms.server_errors, self.alarms.latency)
         # Unnamed: every property of an endpoint config is immutable, so a change creates a new one, and the endpoint
@@ -50,7 +50,7 @@ class RealtimeEndpoint(Construct):
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=naming.VARIANT_NAME,
-                    model_name=model.model_name,
+                    model_name=model_name,
                     instance_type=settings.instance_type,
                     initial_instance_count=settings.min_capacity,
                     initial_variant_weight=1,
@@ -64,7 +64,7 @@ class RealtimeEndpoint(Construct):
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
-            endpoint_name=self.endpoint_name,
+            endpoint_name=endpoint_name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
             deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
@@ -92,7 +92,7 @@ class RealtimeEndpoint(Construct):
         self.scalable_target = variant_scalable_target(
             self,
             endpoint=self.endpoint,
-            endpoint_name=self.endpoint_name,
+            endpoint_name=endpoint_name,
             dimension=ScalableDimension.INSTANCE_COUNT,
             min_capacity=settings.min_capacity,
             max_capacity=settings.max_capacity,

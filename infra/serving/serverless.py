@@ -9,8 +9,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from infra import naming
-from infra.config import StageConfig
-from infra.serving.model import ServingModel
+from infra.config import ServerlessInference, ServingAlarms
 from infra.serving.monitoring import EndpointAlarms
 from infra.serving.scaling import ScalableDimension, variant_scalable_target
 
@@ -21,15 +20,16 @@ class ServerlessEndpoint(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        config: StageConfig,
-        model: ServingModel,
+        settings: ServerlessInference,
+        alarm_settings: ServingAlarms,
+        endpoint_name: str,
+        model_name: str,
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        settings = config.inference.serverless
-        self.endpoint_name = naming.serverless_endpoint_name(config)
+        self.endpoint_name = endpoint_name
         self.alarms = EndpointAlarms(
-            self, "Alarms", endpoint_name=self.endpoint_name, settings=config.inference.alarms, topic=alarm_topic
+            self, "Alarms", endpoint_name=endpoint_name, settings=alarm_settings, topic=alarm_topic
         )
         # No volume key: a serverless variant runs on no instance of ours, so there is no storage volume to encrypt.
         endpoint_config = sagemaker.CfnEndpointConfig(
@@ -38,7 +38,7 @@ class ServerlessEndpoint(Construct):
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=naming.VARIANT_NAME,
-                    model_name=model.model_name,
+                    model_name=model_name,
                     serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
                         memory_size_in_mb=settings.memory_size_mb,
                         max_concurrency=settings.max_concurrency,
@@ -50,7 +50,7 @@ class ServerlessEndpoint(Construct):
         self.endpoint = sagemaker.CfnEndpoint(
             self,
             "Endpoint",
-            endpoint_name=self.endpoint_name,
+            endpoint_name=endpoint_name,
             endpoint_config_name=endpoint_config.attr_endpoint_config_name,
         )
         self.scalable_target = None
@@ -58,7 +58,7 @@ class ServerlessEndpoint(Construct):
             self.scalable_target = variant_scalable_target(
                 self,
                 endpoint=self.endpoint,
-                endpoint_name=self.endpoint_name,
+                endpoint_name=endpoint_name,
                 dimension=ScalableDimension.PROVISIONED_CONCURRENCY,
                 min_capacity=settings.provisioned_concurrency,
                 max_capacity=settings.scaled_provisioned_concurrency_max,

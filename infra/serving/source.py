@@ -9,7 +9,7 @@ from aws_cdk import Aws, Stack
 
 from infra import naming
 from infra.config import StageConfig
-from infra.foundation.layout import ArtifactPrefix
+from infra.layout import ArtifactPrefix
 from infra.naming import BucketPurpose
 
 

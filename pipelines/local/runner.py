@@ -30,7 +30,8 @@ from botocore.exceptions import ClientError
 
 from infra import naming
 from infra.config import StageConfig
-from infra.foundation.layout import DataPrefix
+from infra.layout import DataPrefix
+from infra.manifest import MODEL_PACKAGE_ARN
 from infra.naming import BucketPurpose
 from pipelines import spec
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
@@ -199,7 +200,7 @@ class RunResult:
     def registered_version(self) -> str:
         """The registered version's number, as `mlops models` commands take it."""
         assert self.model_package_arn is not None, "the run registered no version"
-        return self.model_package_arn.rsplit("/", 1)[-1]
+        return MODEL_PACKAGE_ARN.match(self.model_package_arn)["version"]
 
     @property
     def status(self) -> str:

@@ -197,6 +197,7 @@ def codebuild_role(project_prefix: str) -> Resolver:
 
 DELIVERY_SYNTH = codebuild_role("PipelineBuildSynthCdkBuildProject")
 SMOKE_TEST = codebuild_role("PipelinestagingSmokeTest")
+PROMOTION_BUILD = codebuild_role("PromotionCommitProject")
 
 
 def obj(stage: str, bucket: str, key: str) -> Resolver:
@@ -580,37 +581,46 @@ ROWS = [
         "staging batch input",
         obj("staging", "data", "batch-transform/input/b.csv"),
     ),
-    # The delivery pipeline's synth resolves the approved staging version, wherever staging is.
+    # The promotion build checks the approved staging version before it commits staging's manifest, wherever
+    # staging is; the synth reads the committed manifests and no registry.
     may(
-        "delivery synth",
-        DELIVERY_SYNTH,
+        "promotion build",
+        PROMOTION_BUILD,
         "sagemaker:ListModelPackages",
         "staging group",
         group("staging"),
         layouts=DELIVERY_LAYOUTS,
     ),
     may(
-        "delivery synth",
-        DELIVERY_SYNTH,
+        "promotion build",
+        PROMOTION_BUILD,
         "sagemaker:DescribeModelPackage",
         "staging version",
         version("staging"),
         layouts=DELIVERY_LAYOUTS,
     ),
     may_not(
-        "delivery synth",
-        DELIVERY_SYNTH,
+        "promotion build",
+        PROMOTION_BUILD,
         "sagemaker:DescribeModelPackage",
         "prod version",
         version("prod"),
         layouts=DELIVERY_LAYOUTS,
     ),
     may_not(
-        "delivery synth",
-        DELIVERY_SYNTH,
+        "promotion build",
+        PROMOTION_BUILD,
         "sagemaker:UpdateModelPackage",
         "staging version",
         version("staging"),
+        layouts=DELIVERY_LAYOUTS,
+    ),
+    may_not(
+        "delivery synth",
+        DELIVERY_SYNTH,
+        "sagemaker:ListModelPackages",
+        "staging group",
+        group("staging"),
         layouts=DELIVERY_LAYOUTS,
     ),
     # The smoke test (staging beside the pipeline) calls the staging endpoint and reads the served archive.

@@ -343,21 +343,30 @@ def test_a_region_without_the_framework_images_is_refused_at_synth_naming_the_su
     assert len(error.splitlines()) == 1
 
 
-def test_a_stage_serves_the_version_its_deployment_manifest_names_unless_the_context_names_one(tmp_path, monkeypatch):
+def test_a_stage_serves_the_version_its_deployment_manifest_names_and_no_context_value_overrides_it(
+    tmp_path, monkeypatch
+):
+    """One truth for every path that synthesizes: -c may name a version only where none is promoted yet."""
     from infra import manifest
 
     promoted = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlopskit-staging-models/4"
     named = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlopskit-staging-models/7"
     monkeypatch.setattr(manifest, "MANIFEST_DIR", tmp_path)
+    context = {**cdk_json_context(), "stage": "staging", "staging.region": "eu-west-1"}
+    (first_deploy,) = load_stage_configs({**context, "staging.inference.model_package_arn": named})
+    assert first_deploy.inference.model_package_arn == named, "nothing promoted yet: a first deploy may name one"
+
     deployment = manifest.Deployment(promoted, "promote", "2026-11-22T00:00:00+00:00", "arn:aws:sts::1:user/op")
     manifest.save(manifest.Manifest("staging").with_deployment(deployment))
-    context = {**cdk_json_context(), "stage": "staging", "staging.region": "eu-west-1"}
-
     (from_manifest,) = load_stage_configs(context)
-    (from_context,) = load_stage_configs({**context, "staging.inference.model_package_arn": named})
+    (agreeing,) = load_stage_configs({**context, "staging.inference.model_package_arn": promoted})
+    with pytest.raises(StageConfigError) as refused:
+        load_stage_configs({**context, "staging.inference.model_package_arn": named})
 
-    assert from_manifest.inference.model_package_arn == promoted
-    assert from_context.inference.model_package_arn == named
+    assert from_manifest.inference.model_package_arn == agreeing.inference.model_package_arn == promoted
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith(f"stages.staging.inference.model_package_arn: names {named}, but the manifest ")
+    assert f"serves {promoted}" in line and "mlops promote --to staging" in line
 
 
 def test_a_broken_deployment_manifest_fails_naming_the_file(tmp_path, monkeypatch):

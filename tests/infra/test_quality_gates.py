@@ -117,7 +117,7 @@ def test_two_synths_in_separate_processes_write_byte_identical_templates(synthes
         [sys.executable, "app.py"],
         cwd=PROJECT_ROOT,
         env={
-            # As a shell starts it: without what importing the pipelines package here set for this process.
+            # As a shell starts it: without what this test process set to quiet the SageMaker SDK (app.py does that).
             **{name: value for name, value in os.environ.items() if name != "SAGEMAKER_SUPPRESS_V2_WARNING"},
             "CDK_CONTEXT_JSON": json.dumps({**cdk_context, **NO_BUNDLING}),
             "CDK_OUTDIR": str(tmp_path),

@@ -14,7 +14,9 @@ from moto.sagemakerruntime.models import sagemakerruntime_backends
 from typer.testing import CliRunner
 
 from infra import manifest
-from pipelines.cli import CommandError, app, invoke_with_zeros
+from pipelines.cli import app
+from pipelines.cli.common import CommandError
+from pipelines.cli.smoke_test import invoke_with_zeros
 from pipelines.registry import ModelSignature
 from tests.pipelines.registry_fakes import ACCOUNT, BUCKET, CALLER, CLASSES, FEATURES, GROUPS, REGION, fake_registry
 
@@ -132,7 +134,7 @@ def test_list_of_an_empty_group_says_so(aws):
         (["-s", "qa"], "unknown stage 'qa'"),
         (
             ["-s", "dev", "--status", "Maybe"],
-            "unknown status 'Maybe'; allowed: Approved, Rejected, PendingManualApproval",
+            "unknown status 'Maybe'; allowed: PendingManualApproval, Approved, Rejected",
         ),
     ],
 )
@@ -291,10 +293,10 @@ def test_reject_points_at_the_versions_awaiting_approval(aws):
 
 
 def test_a_refusal_without_a_staging_group_says_so_instead_of_suggesting_commands(aws, monkeypatch):
-    import pipelines.cli
+    import pipelines.cli.common
 
-    context = pipelines.cli.cdk_json_context()
-    monkeypatch.setattr(pipelines.cli, "cdk_json_context", lambda: {**context, "project_name": "undeployed"})
+    context = pipelines.cli.common.cdk_json_context()
+    monkeypatch.setattr(pipelines.cli.common, "cdk_json_context", lambda: {**context, "project_name": "undeployed"})
     refused(
         mlops("rollback", "-s", "prod"),
         "prod serves no version yet; nothing to roll back; no other Approved version to serve: model package group "
@@ -364,11 +366,13 @@ def test_resolve_prints_only_the_latest_approved_arn(aws):
 def test_resolve_addresses_a_staging_registry_of_named_account_by_its_arn(aws, monkeypatch):
     """The delivery pipeline's synth runs in the tooling account; it finds staging's group in staging's account only
     by ARN (the group's policy admits it there)."""
-    import pipelines.cli
+    import pipelines.cli.common
 
-    context = pipelines.cli.cdk_json_context()
+    context = pipelines.cli.common.cdk_json_context()
     monkeypatch.setattr(
-        pipelines.cli, "cdk_json_context", lambda: {**context, "staging.account": ACCOUNT, "staging.region": REGION}
+        pipelines.cli.common,
+        "cdk_json_context",
+        lambda: {**context, "staging.account": ACCOUNT, "staging.region": REGION},
     )
     latest = approved(aws)
     listed: list[str] = []

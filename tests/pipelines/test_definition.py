@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -79,7 +83,7 @@ def test_parameters_default_to_the_stage_config(definitions, stage_configs, stag
     }
     assert defaults["MaxWaitSeconds"] >= defaults["MaxRuntimeSeconds"]
     assert set(parameters["TrainingInstanceType"]["EnumValues"]) == GPU_TRAINING_INSTANCE_TYPES
-    assert set(parameters["ModelApprovalStatus"]["EnumValues"]) == set(spec.APPROVAL_STATUSES)
+    assert set(parameters["ModelApprovalStatus"]["EnumValues"]) == set(spec.ApprovalStatus)
 
 
 def test_preprocess_reads_the_label_column_and_names_the_input_from_the_parameters(definitions):
@@ -204,6 +208,50 @@ def test_register_step_targets_the_stage_group_with_metrics_and_approval_paramet
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_versions_are_registered_for_the_stage_registration_instance_types(definitions, stage_configs, stage):
+    inference = steps_of(definitions[stage])[spec.REGISTER_MODEL_STEP]["Arguments"]["InferenceSpecification"]
+    settings = stage_configs[stage].pipeline
+    assert inference["SupportedRealtimeInferenceInstanceTypes"] == list(settings.registration_instance_types)
+    transform = list(settings.registration_transform_instance_types)
+    assert inference.get("SupportedTransformInstanceTypes", []) == transform
+
+
+def with_endpoints(config, **modes):
+    """The config with these inference modes' settings updated, e.g. realtime={"instance_type": ...}."""
+    inference = config.inference
+    updated = {name: getattr(inference, name).model_copy(update=values) for name, values in modes.items()}
+    return config.model_copy(update={"inference": inference.model_copy(update=updated)})
+
+
+def test_changing_an_endpoint_leaves_the_pipeline_definition_unchanged(stage_configs):
+    """What versions are registered for is a setting of its own: serving changes without a new training pipeline."""
+    config = stage_configs["prod"]
+    changed = with_endpoints(
+        config,
+        realtime={"instance_type": "ml.g4dn.xlarge"},
+        asynchronous={"enabled": False},
+        batch_transform={"instance_type": "ml.c5.2xlarge", "enabled": False},
+    )
+    assert pipeline_definition(changed, TARGETS) == pipeline_definition(config, TARGETS)
+
+
+def test_registration_instance_types_are_checked_against_the_apis_that_take_them(cdk_context):
+    from infra.config import StageConfigError, load_stage_configs
+
+    context = {
+        **cdk_context,
+        "stage": "dev",
+        "dev.pipeline.registration_instance_types": "ml.m5.large,ml.g4dn.xlarge",
+        "dev.pipeline.registration_transform_instance_types": "ml.m5.xlarge",
+    }
+    (dev,) = load_stage_configs(context)
+    assert dev.pipeline.registration_instance_types == ("ml.m5.large", "ml.g4dn.xlarge")
+    assert dev.pipeline.registration_transform_instance_types == ("ml.m5.xlarge",)
+    with pytest.raises(StageConfigError, match=r"registration_transform_instance_types\.0 = 'ml\.m5\.lrge': not a "):
+        load_stage_configs({**context, "dev.pipeline.registration_transform_instance_types": "ml.m5.lrge"})
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_processing_steps_run_the_bundle_through_the_step_runner_encrypted(definitions, stage_configs, stage):
     steps = steps_of(definitions[stage])
     for name, module in (
@@ -257,18 +305,51 @@ def test_training_code_is_the_bundle_object_with_or_without_network_isolation(st
 
 
 def test_sdk_workarounds_are_tied_to_the_pinned_sdk():
-    """definition.py patches config validation and rewrites static hyperparameters of SDK 2.257.7; another SDK
-    version must be re-verified (offline build time, job name stamping, code channel path) before the pin moves."""
+    """pipelines/sdk.py patches config validation and definition.py rewrites static hyperparameters of SDK 2.257.7;
+    another SDK version must be re-verified (offline build time, job name stamping, code channel path) before the
+    pin moves."""
     import sagemaker
     import sagemaker.utils
 
     from infra.config import PROJECT_ROOT
+    from pipelines.sdk import pipeline_session
 
+    pipeline_session("artifacts")
     pinned = [
         line for line in (PROJECT_ROOT / "requirements.txt").read_text().splitlines() if line.startswith("sagemaker==")
     ]
     assert pinned == [f"sagemaker=={sagemaker.__version__}"] == ["sagemaker==2.257.7"]
     assert sagemaker.utils.validate_sagemaker_config.__name__ == "validate_once"
+
+
+def test_importing_the_builder_patches_and_silences_nothing_until_it_builds():
+    """The SDK is set up by the session factory that the builder calls, not as a side effect of an import."""
+    from infra.config import PROJECT_ROOT
+
+    probe = """
+import json, logging, os
+import sagemaker.utils
+import infra.pipeline.stack, pipelines.definition
+from pipelines.sdk import pipeline_session
+
+def state():
+    return [sagemaker.utils.validate_sagemaker_config.__name__, os.environ.get("SAGEMAKER_SUPPRESS_V2_WARNING"),
+            logging.getLogger("sagemaker.config").level]
+
+imported = state()
+pipeline_session("artifacts")
+print(json.dumps({"imported": imported, "built": state()}))
+"""
+    environment = {name: value for name, value in os.environ.items() if name != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    states = json.loads(result.stdout.splitlines()[-1])
+    (patch, banner, log_level), built = states["imported"], states["built"]
+    assert (patch, banner) == ("validate_sagemaker_config", None)
+    assert log_level < logging.WARNING, "the SDK logs its config search at INFO"
+    assert built == ["validate_once", "1", logging.WARNING]
 
 
 def with_processing_type(config, instance_type: str):

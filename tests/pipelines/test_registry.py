@@ -132,7 +132,9 @@ def test_a_caller_that_may_only_list_sees_an_empty_group():
 
 
 def test_an_unknown_status_is_refused(registry):
-    with pytest.raises(RegistryError, match="unknown status 'approved'; allowed: Approved, Rejected"):
+    with pytest.raises(
+        RegistryError, match="unknown status 'approved'; allowed: PendingManualApproval, Approved, Rejected"
+    ):
         registry.list_versions(STAGING, "approved")
 
 

@@ -6,11 +6,9 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from tests.distributions import installed_closure, pins, provided_by, requirements
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BUILD_CONTEXT = PROJECT_ROOT / "training_code"
@@ -27,11 +25,6 @@ def instructions() -> list[tuple[str, str]]:
     ]
 
 
-def pins(path: Path) -> dict[str, str]:
-    requirements = [Requirement(line) for line in path.read_text().splitlines() if line and not line.startswith("#")]
-    return {requirement.name.lower(): str(requirement.specifier) for requirement in requirements if requirement}
-
-
 def test_image_runs_the_server_as_root_as_sagemaker_expects_with_the_serve_argument():
     """AWS (Custom Inference Code with Hosting Services): SageMaker expects containers to run as root."""
     steps = instructions()
@@ -42,7 +35,9 @@ def test_image_runs_the_server_as_root_as_sagemaker_expects_with_the_serve_argum
 
 
 def test_image_pins_are_the_projects_pins():
-    image, project = pins(IMAGE_REQUIREMENTS), pins(PROJECT_ROOT / "requirements.txt")
+    """The tests and local runs install the image's own list (requirements-training.txt includes it), and a package
+    pinned elsewhere too (numpy, for the SageMaker SDK) is pinned the same there."""
+    image, project = pins(IMAGE_REQUIREMENTS), pins(PROJECT_ROOT / "requirements-dev.txt")
     assert image, "the image installs its server"
     assert {name: project.get(name) for name in image} == image
     assert "torch" not in image, "the serving image loads no torch; cold starts depend on it"
@@ -67,27 +62,7 @@ def test_what_the_server_imports_is_in_the_image():
     }
     assert not_copied == set(), "imported by the server but not copied into the image"
 
-    image_distributions = _with_dependencies(pins(IMAGE_REQUIREMENTS))
-    from_image = {
-        name
-        for name, dists in metadata.packages_distributions().items()
-        if image_distributions & set(map(str.lower, dists))
-    }
+    from_image = provided_by(installed_closure(requirements(IMAGE_REQUIREMENTS)))
     allowed = set(sys.stdlib_module_names) | {"training_code"} | from_image
     outside = {name.split(".")[0] for name in loaded} - allowed
     assert {name for name in outside if not name.startswith("_")} == set()
-
-
-def _with_dependencies(names: Iterable[str]) -> set[str]:
-    """These distributions and everything they require (markers evaluated for this interpreter)."""
-    closure: set[str] = set()
-    pending = list(names)
-    while pending:
-        name = pending.pop().lower()
-        if name in closure:
-            continue
-        closure.add(name)
-        for requirement in map(Requirement, metadata.requires(name) or []):
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                pending.append(requirement.name)
-    return closure

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.config import STAGE_NAMES
-from infra.foundation.layout import JOB_ARTIFACT_PREFIXES, JOB_DATA_PREFIXES, ArtifactPrefix, DataPrefix
+from infra.layout import JOB_ARTIFACT_PREFIXES, JOB_DATA_PREFIXES, ArtifactPrefix, DataPrefix
 
 
 def as_list(value: Any) -> list[Any]:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from infra.config import STAGE_NAMES
-from infra.foundation.layout import ArtifactPrefix
+from infra.layout import ArtifactPrefix
 from infra.naming import BucketPurpose
 
 

@@ -1,4 +1,5 @@
-"""The GitHub Actions alternative: test on every change; on main, staging then (reviewed) prod, through OIDC."""
+"""The GitHub Actions alternative: test on every change; on main, staging then (reviewed) prod, through OIDC; each
+stage deploys what its committed manifest names, and an approval reaches staging as a commit of its manifest."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import typer
 import yaml
 
 from infra.config import PROJECT_ROOT
-from infra.promotion.steps import RESOLVE_COMMAND, SMOKE_TEST_COMMANDS, SYNTH_COMMANDS
+from infra.manifest import manifest_path
+from infra.promotion.promotion_commit import PROMOTE_COMMANDS
+from infra.promotion.steps import SMOKE_TEST_COMMANDS, SYNTH_COMMANDS
 from pipelines.cli import app as mlops_app
 
 WORKFLOW = PROJECT_ROOT / ".github" / "workflows" / "deploy.yml"
@@ -36,18 +39,23 @@ def uses(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
     return [step for step in job["steps"] if step.get("uses", "").startswith(f"{action}@")]
 
 
-def test_every_push_to_main_and_every_pull_request_runs_it(workflow):
+def test_pushes_pull_requests_a_schedule_and_a_manual_start_run_it(workflow):
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` key as True
     assert triggers["push"] == {"branches": ["main"]}
-    assert "pull_request" in triggers
+    assert "pull_request" in triggers and "workflow_dispatch" in triggers
+    assert triggers["schedule"] == [{"cron": "*/15 * * * *"}]
     assert workflow["permissions"] == {"contents": "read"}
 
 
-def test_the_job_graph_is_test_then_staging_then_prod(jobs):
-    assert list(jobs) == ["test", "deploy-staging", "deploy-prod"]
-    assert "needs" not in jobs["test"]
-    assert jobs["deploy-staging"]["needs"] == "test"
+def test_the_job_graph_promotes_or_tests_then_deploys_staging_then_prod(jobs):
+    assert list(jobs) == ["test", "promote-staging", "deploy-staging", "deploy-prod"]
+    assert "needs" not in jobs["test"] and "needs" not in jobs["promote-staging"]
+    assert jobs["deploy-staging"]["needs"] == ["test", "promote-staging"]
     assert jobs["deploy-prod"]["needs"] == "deploy-staging"
+    assert jobs["test"]["if"] == "github.event_name == 'push' || github.event_name == 'pull_request'"
+    assert jobs["promote-staging"]["if"] == (
+        "github.event_name == 'schedule' || github.event_name == 'workflow_dispatch'"
+    )
 
 
 def test_the_test_job_sets_up_python_and_node_and_runs_make_test(jobs):
@@ -57,18 +65,23 @@ def test_the_test_job_sets_up_python_and_node_and_runs_make_test(jobs):
     assert runs(test) == ["make test"]
 
 
-def test_only_a_push_to_main_deploys(jobs):
-    condition = jobs["deploy-staging"]["if"]
-    assert "github.event_name == 'push'" in condition
-    assert "github.ref == 'refs/heads/main'" in condition
-    assert "if" not in jobs["deploy-prod"], "prod runs only after staging, which already requires main"
+def test_only_a_tested_push_to_main_or_a_promotion_commit_deploys(jobs):
+    condition = " ".join(jobs["deploy-staging"]["if"].split())
+    assert "github.event_name == 'push' && github.ref == 'refs/heads/main' && needs.test.result == 'success'" in (
+        condition
+    )
+    assert "needs.promote-staging.outputs.revision != ''" in condition
+    assert "if" not in jobs["deploy-prod"], "prod runs only after staging"
 
 
-@pytest.mark.parametrize(("job", "environment"), [("deploy-staging", "staging"), ("deploy-prod", "prod")])
-def test_deploy_jobs_use_their_environment_and_oidc_credentials(jobs, job, environment):
+@pytest.mark.parametrize(
+    ("job", "environment", "contents"),
+    [("promote-staging", "staging", "write"), ("deploy-staging", "staging", "read"), ("deploy-prod", "prod", "read")],
+)
+def test_aws_jobs_use_their_environment_and_oidc_credentials(jobs, job, environment, contents):
     deploy = jobs[job]
     assert deploy["environment"] == environment
-    assert deploy["permissions"] == {"id-token": "write", "contents": "read"}
+    assert deploy["permissions"] == {"id-token": "write", "contents": contents}
     (credentials,) = uses(deploy, "aws-actions/configure-aws-credentials")
     assert credentials["uses"] == "aws-actions/configure-aws-credentials@v4"
     assert credentials["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
@@ -76,25 +89,46 @@ def test_deploy_jobs_use_their_environment_and_oidc_credentials(jobs, job, envir
     assert not [key for key in credentials["with"] if "secret" in key or "access-key" in key], "no long-lived keys"
 
 
-def test_staging_deploys_the_resolved_version_and_hands_it_to_prod(jobs):
-    staging, prod = jobs["deploy-staging"], jobs["deploy-prod"]
-    resolve = next(step for step in staging["steps"] if step.get("id") == "resolve")
-    assert "ARN=$(.venv/bin/mlops models resolve --stage staging)" in resolve["run"]
-    assert 'echo "model_package_arn=$ARN" >> "$GITHUB_OUTPUT"' in resolve["run"]
-    assert staging["outputs"] == {"model_package_arn": "${{ steps.resolve.outputs.model_package_arn }}"}
+def every_command(jobs) -> list[str]:
+    return [command for job in jobs.values() for command in runs(job)]
 
-    (deploy_staging,) = [step for step in staging["steps"] if "cdk deploy" in step.get("run", "")]
-    assert deploy_staging["env"] == {"ARN": "${{ steps.resolve.outputs.model_package_arn }}"}
-    assert shlex.split(deploy_staging["run"]) == [
-        *("npx", "cdk", "deploy", "staging/*", "-c", "stage=staging"),
-        *("-c", "staging.inference.model_package_arn=$ARN", "--require-approval", "never"),
-    ]
-    (deploy_prod,) = [step for step in prod["steps"] if "cdk deploy" in step.get("run", "")]
-    assert deploy_prod["env"] == {"ARN": "${{ needs.deploy-staging.outputs.model_package_arn }}"}
-    assert shlex.split(deploy_prod["run"]) == [
-        *("npx", "cdk", "deploy", "prod/*", "-c", "stage=prod"),
-        *("-c", "prod.inference.model_package_arn=$ARN", "--require-approval", "never"),
-    ]
+
+def test_no_path_overrides_the_manifests(jobs):
+    """The one truth: no deploy or synth in the workflow or the delivery pipeline names a version with -c."""
+    commands = [*every_command(jobs), *SYNTH_COMMANDS, *PROMOTE_COMMANDS]
+    assert not [command for command in commands if "model_package_arn" in command]
+    assert not [command for command in commands if "models resolve" in command]
+
+
+def test_each_stage_deploys_its_manifest_from_the_revision_staging_was_deployed_from(jobs):
+    staging, prod = jobs["deploy-staging"], jobs["deploy-prod"]
+    (deploy_staging,) = [command for command in runs(staging) if "cdk deploy" in command]
+    (deploy_prod,) = [command for command in runs(prod) if "cdk deploy" in command]
+    assert shlex.split(deploy_staging) == ["npx", "cdk", "deploy", "staging/*", "-c", "stage=staging",
+                                           "--require-approval", "never"]  # fmt: skip
+    assert shlex.split(deploy_prod) == ["npx", "cdk", "deploy", "prod/*", "-c", "stage=prod",
+                                        "--require-approval", "never"]  # fmt: skip
+    assert runs(staging).index(deploy_staging) < runs(staging).index(".venv/bin/mlops smoke-test --stage staging")
+    revision = "${{ needs.promote-staging.outputs.revision || github.sha }}"
+    assert uses(staging, "actions/checkout")[0]["with"]["ref"] == revision
+    assert staging["outputs"] == {"revision": revision}
+    assert uses(prod, "actions/checkout")[0]["with"]["ref"] == "${{ needs.deploy-staging.outputs.revision }}"
+
+
+def test_an_approval_reaches_staging_as_a_commit_of_its_manifest_alone(jobs):
+    promote = jobs["promote-staging"]
+    (promotion,) = [command for command in runs(promote) if "mlops promote" in command]
+    assert shlex.split(promotion)[:4] == [".venv/bin/mlops", "promote", "--to", "staging"]
+    assert "--version" not in promotion, "the latest Approved version"
+    (commit,) = [step for step in promote["steps"] if step.get("id") == "commit"]
+    staging_manifest = manifest_path("staging").relative_to(PROJECT_ROOT).as_posix()
+    lines = commit["run"].splitlines()
+    assert lines[0] == f"git add {staging_manifest}"
+    assert lines[1] == "if git diff --cached --quiet; then exit 0; fi", "an unchanged manifest commits nothing"
+    assert "git push origin HEAD:main" in lines
+    assert lines[-1] == 'echo "revision=$(git rev-parse HEAD)" >> "$GITHUB_OUTPUT"'
+    assert promote["outputs"] == {"revision": "${{ steps.commit.outputs.revision }}"}
+    assert uses(promote, "actions/checkout")[0]["with"]["ref"] == "main"
 
 
 def test_the_deployed_stack_patterns_name_the_stages_stacks(synthesized_app):
@@ -126,15 +160,14 @@ def is_group(command: Any) -> bool:
     return hasattr(command, "commands")
 
 
-def test_every_mlops_command_the_workflow_and_pipeline_call_exists_with_a_stage_option(jobs):
-    workflow_commands = [command for job in jobs.values() for command in runs(job)]
-    pipeline_commands = [*SYNTH_COMMANDS, *SMOKE_TEST_COMMANDS]
+def test_every_mlops_command_the_workflow_and_pipeline_call_exists_and_names_its_stage(jobs):
+    workflow_commands = every_command(jobs)
+    pipeline_commands = [*SYNTH_COMMANDS, *SMOKE_TEST_COMMANDS, *PROMOTE_COMMANDS]
     invocations = mlops_invocations(workflow_commands + pipeline_commands)
-    assert ["models", "resolve"] in invocations
+    assert ["promote"] in invocations
     assert ["smoke-test"] in invocations
-    assert RESOLVE_COMMAND in SYNTH_COMMANDS
     for words in invocations:
         command = resolve_command(words)
         assert not is_group(command), f"mlops {' '.join(words)} is a group, not a command"
         options = {option for parameter in command.params for option in getattr(parameter, "opts", [])}
-        assert "--stage" in options, words
+        assert {"--stage", "--to"} & options, words

@@ -18,7 +18,7 @@ from infra.promotion.stack import (
     PROMOTION_COMMENT,
     smoke_test_skip_reason,
 )
-from infra.promotion.steps import RESOLVE_COMMAND, SMOKE_TEST_COMMANDS, SYNTH_COMMANDS, cdk_cli_version
+from infra.promotion.steps import SMOKE_TEST_COMMANDS, SYNTH_COMMANDS, cdk_cli_version
 from tests.conftest import DELIVERED_MODEL_PACKAGE, DELIVERY_REGION, PIPELINE_ACCOUNT, PROD_ACCOUNT
 from tests.infra.promotion.conftest import as_list, of_type, policy_statements_of, project_of
 
@@ -99,18 +99,20 @@ def test_prod_deploys_into_its_own_account_through_its_bootstrap_roles(stages):
         assert f":iam::{PROD_ACCOUNT}:role/cdk-hnb659fds-deploy-role-{PROD_ACCOUNT}-" in json.dumps(action["RoleArn"])
 
 
-def test_the_synth_tests_then_synthesizes_with_the_approved_staging_version(stages, delivery_template):
+def test_the_synth_tests_then_synthesizes_the_committed_manifests_without_an_override(stages, delivery_template):
+    """The assembly is a function of the commit: no step resolves a version or passes one with -c."""
     project = project_of(delivery_template, stages["Build"][0])
     spec = buildspec(project)
     assert spec["phases"]["install"]["commands"] == ["make setup"]
     commands = spec["phases"]["build"]["commands"]
-    assert commands == SYNTH_COMMANDS
-    assert commands.index("make test") < commands.index(RESOLVE_COMMAND) < len(commands) - 1
-    assert ".venv/bin/mlops models resolve --stage staging" in RESOLVE_COMMAND
-    synth = commands[-1]
-    assert synth.startswith("npx --no-install cdk synth")
-    assert '-c staging.inference.model_package_arn="$ARN"' in synth
-    assert '-c prod.inference.model_package_arn="$ARN"' in synth
+    assert (
+        commands
+        == SYNTH_COMMANDS
+        == [
+            "make test",
+            "npx --no-install cdk synth --quiet --no-notices --no-version-reporting",
+        ]
+    )
     assert spec["artifacts"]["base-directory"] == "cdk.out"
 
 
@@ -120,15 +122,12 @@ def test_the_synth_builds_the_serving_image_asset_in_a_privileged_python_and_nod
     assert environment["PrivilegedMode"] is True
     assert environment["Image"] == "aws/codebuild/standard:7.0"
     assert buildspec(project)["phases"]["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "20"}
-    variables = {v["Name"]: v["Value"] for v in environment["EnvironmentVariables"]}
-    assert variables["AWS_REGION"] == DELIVERY_REGION
 
 
-def test_the_synth_role_may_read_only_the_staging_registry(stages, delivery_template):
+def test_the_synth_role_reads_no_registry(stages, delivery_template):
+    """Synth calls no AWS: what the stages serve is in the commit."""
     statements = policy_statements_of(delivery_template, project_of(delivery_template, stages["Build"][0]))
-    (statement,) = sagemaker_statements(statements)
-    assert sorted(as_list(statement["Action"])) == ["sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"]
-    assert as_list(statement["Resource"]) == [STAGING_GROUP_ARN, STAGING_VERSIONS_ARN]
+    assert sagemaker_statements(statements) == []
 
 
 def test_the_smoke_test_invokes_the_staging_endpoint_and_reads_only_what_it_needs(stages, delivery_template):

@@ -45,10 +45,14 @@ def test_cfn_lint_reports_no_error_on_any_template(delivery_app):
     assert errors == []
 
 
-def test_the_pipeline_acknowledges_only_what_cdk_pipelines_generates(delivery_stack):
+def test_the_pipeline_acknowledges_only_what_cdk_pipelines_and_codebuild_generate(delivery_stack):
+    """The pipeline's generated roles, and the promotion build's CodeBuild-generated log, report and key grants."""
     for path, rule, reason in delivery_stack.acknowledgements():
         assert len(reason) >= MINIMUM_REASON_LENGTH
-        assert path.startswith(f"/{DELIVERY_CONSTRUCT_ID}/Pipeline"), (path, rule)
+        assert path.startswith((f"/{DELIVERY_CONSTRUCT_ID}/Pipeline", f"/{DELIVERY_CONSTRUCT_ID}/PromotionCommit/")), (
+            path,
+            rule,
+        )
         if rule == "AwsSolutions-S1":
             assert path == f"/{DELIVERY_CONSTRUCT_ID}/Pipeline/Pipeline/ArtifactsBucket"
         elif rule.startswith("AwsSolutions-IAM5[Action::"):

@@ -523,7 +523,7 @@ def test_a_chunked_body_under_the_limit_is_served(limited_server: ServerProcess,
 def test_an_asynchronous_size_body_is_served_where_the_variable_allows_it(
     trained_model: TrainedModel, tmp_path: Path
 ) -> None:
-    """The asynchronous model sets SAGEMAKER_MAX_PAYLOAD_IN_MB above real-time's 6 MB (infra/serving/stack.py)."""
+    """The asynchronous model sets SAGEMAKER_MAX_PAYLOAD_IN_MB above real-time's 6 MB (infra/serving/modes.py)."""
     port = free_port()
     environment = server_environment(**{MAX_PAYLOAD_VARIABLE: "24", PORT_VARIABLE: str(port), WORKERS_VARIABLE: "1"})
     body = csv_body_of_size(trained_model.rows, 20 * MEGABYTE)

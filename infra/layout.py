@@ -8,7 +8,7 @@ from enum import StrEnum
 class DataPrefix(StrEnum):
     RAW = "raw/"
     PROCESSED = "processed/"
-    # Batch transform reads its input here (infra/config.py BatchTransform.input_prefix lies under it).
+    # Batch transform reads its input here (the stage config's batch_transform.input_prefix lies under it).
     BATCH_TRANSFORM = "batch-transform/"
 
 

@@ -1,0 +1,5 @@
+"""`python -m pipelines.cli`: the `mlops` console script."""
+
+from pipelines.cli import main
+
+main()
