@@ -159,6 +159,9 @@ class Workers:
 
     def stop(self) -> None:
         if self.distributed:
+            # Rank 0 may still be writing the model: a rank that tears its group down while a peer is busy can
+            # abort in gloo's teardown (seen under load), so all ranks leave together.
+            dist.barrier()
             dist.destroy_process_group()
 
 
