@@ -53,7 +53,9 @@ run: synth
 test: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest
+	@# One worker per core; a module's tests stay on one worker, so its module-scoped fixtures (the local loop's run,
+	@# the servers) start once. tests/conftest.py synthesizes the app once for all workers.
+	$(BIN)/python -m pytest -n auto --dist loadscope
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .local

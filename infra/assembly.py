@@ -7,7 +7,6 @@ holds only the other stages, so that no stage is synthesized twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from aws_cdk import App
 
@@ -15,14 +14,9 @@ from infra import naming
 from infra.config import (
     DELIVERED_STAGES,
     RELEASE_SOURCE_STAGE,
-    STAGE_SELECTION_CONTEXT_KEY,
     DeliveryConfig,
     StageConfig,
-    StageConfigError,
-    cross_stage_problems,
-    delivered_stage_problems,
-    load_delivery_config,
-    load_stage_configs,
+    load_app_settings,
     serving_consumer_stages,
 )
 from infra.foundation.sharing import ModelConsumer
@@ -39,8 +33,7 @@ DELIVERY_NOT_SELECTED = "not synthesized: the stage selection leaves out staging
 
 def build_app(app: App) -> list[MlopsStage]:
     """Every selected stage, in stage order, whether at the app level or under the delivery pipeline."""
-    context = app.node.get_all_context()
-    configs, every_stage, delivery = _load(context)
+    configs, every_stage, delivery = load_app_settings(app.node.get_all_context())
     sharing = {config.name: stage_sharing(config, every_stage, delivery) for config in configs}
     delivered = {config.name: config for config in configs if delivery.enabled and config.name in DELIVERED_STAGES}
     stages = [
@@ -86,28 +79,3 @@ def stage_sharing(
         else ()
     )
     return StageSharing(model_consumers=consumers, registry_reader_accounts=readers)
-
-
-def _load(context: Mapping[str, Any]) -> tuple[list[StageConfig], dict[str, StageConfig], DeliveryConfig]:
-    """The selected stages, every stage (what a stage shares depends on the others), and the delivery settings;
-    or every problem of all of them as one error."""
-    problems: list[str] = []
-    configs: list[StageConfig] = []
-    every_stage: dict[str, StageConfig] = {}
-    delivery = DeliveryConfig()
-    try:
-        configs = load_stage_configs(context)
-        unselected = {key: value for key, value in context.items() if key != STAGE_SELECTION_CONTEXT_KEY}
-        every_stage = {config.name: config for config in load_stage_configs(unselected)}
-    except StageConfigError as error:
-        problems.append(str(error))
-    try:
-        delivery = load_delivery_config(context)
-    except StageConfigError as error:
-        problems.append(str(error))
-    if not problems:
-        problems += delivered_stage_problems(delivery, configs)
-        problems += cross_stage_problems(every_stage)
-    if problems:
-        raise StageConfigError("\n".join(problems))
-    return configs, every_stage, delivery

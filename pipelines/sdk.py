@@ -9,6 +9,7 @@ calls, does so again for what the SDK announces while a pipeline is built.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -50,10 +51,17 @@ def pipeline_session(default_bucket: str) -> PipelineSession:
             sagemaker.utils.validate_sagemaker_config
         )
     session = PipelineSession(
-        boto_session=boto3.Session(region_name=SDK_REGION), default_bucket=default_bucket, sagemaker_config=SDK_CONFIG
+        boto_session=_offline_boto_session(), default_bucket=default_bucket, sagemaker_config=SDK_CONFIG
     )
     session._default_bucket = default_bucket
     return session
+
+
+@functools.cache
+def _offline_boto_session() -> boto3.Session:
+    """One per process: a new boto3 session loads botocore's data again (half a second, measured), and a definition
+    is built per stage."""
+    return boto3.Session(region_name=SDK_REGION)
 
 
 def _validate_each_config_once(validate: Callable[[dict], None]) -> Callable[[dict], None]:

@@ -1,14 +1,27 @@
-"""The app is synthesized once per test session, offline and without credentials; tests share it read-only."""
+"""The app is synthesized once per test run, offline and without credentials; tests share it read-only."""
 
 from __future__ import annotations
 
+import gc
 import os
 
 from infra.node_runtime import silence_end_of_life_banner
 
 silence_end_of_life_banner()
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+# Tests run side by side (pytest-xdist, one worker per core), and with the servers and jobs they start: a library that
+# starts a thread per core (torch, OpenBLAS) and spins in it while it waits for a core burns CPU time, several times the
+# time of the work itself where each process does so. Set before anything imports them.
+for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+# A test process holds one to two million objects (imported libraries, synthesized templates, botocore models): at the
+# default thresholds the collector walks them all again every few seconds, 54 s of the 365 s of CPU time a serial run
+# took (measured); with young generations this large, 2 to 5 s.
+gc.set_threshold(50_000, 50, 50)
 
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import shutil  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -22,6 +35,7 @@ from infra.config import (  # noqa: E402
     cdk_json_context,  # noqa: E402
     load_stage_configs,
 )
+from tests.deploy_machine import run_on_a_deploy_machine  # noqa: E402
 from tests.offline import offline_without_credentials  # noqa: E402
 
 # Skips asset bundling: templates and asset hashes stay the same, and tests need no Docker.
@@ -98,13 +112,82 @@ def stage_configs(cdk_context: dict[str, Any]) -> dict[str, StageConfig]:
     return {config.name: config for config in load_stage_configs(cdk_context)}
 
 
-@pytest.fixture(scope="session")
-def synthesized_app(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    with offline_without_credentials() as attempts:
-        assembly_dir = synthesize(cdk_context, outdir)
+def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
+    """(directory, what build returned) where `build(directory)` filled the run's directory `name` exactly once.
+
+    Under pytest-xdist each worker is a process with a session of its own: the first to ask builds, holding a lock in
+    the run's temporary directory (its workers' parent), while the others wait, then read what it left. `build`'s
+    result is written last, as JSON, so a build that raised leaves no result and the next worker builds again."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        shared = shared.parent
+    directory, result = shared / name, shared / f"{name}.json"
+    with (shared / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not result.exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            result.write_text(json.dumps(build(directory)))
+        return directory, json.loads(result.read_text())
+
+
+def synthesized_once(name: str, context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    def build(outdir: Path) -> list[object]:
+        with offline_without_credentials() as attempts:
+            synthesize(context, outdir)
+        return attempts
+
+    assembly_dir, attempts = once_per_run(tmp_path_factory, name, build)
     stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
     return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
+
+
+@pytest.fixture(scope="session")
+def synthesized_app(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    return synthesized_once("cdk.out", cdk_context, tmp_path_factory)
+
+
+@dataclass(frozen=True)
+class DeployMachineSynth:
+    assembly_dir: Path
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+DEPLOY_MACHINE_SYNTH = """
+import runpy
+for name in ("torch", "sklearn"):
+    try:
+        __import__(name)
+    except ModuleNotFoundError:
+        continue
+    raise SystemExit(f"{name} was importable")
+runpy.run_path("app.py", run_name="__main__")
+import infra.promotion.stack  # the delivery stack synthesizes only with delivery enabled
+"""
+
+
+@pytest.fixture(scope="session")
+def synthesized_on_a_deploy_machine(
+    cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> DeployMachineSynth:
+    """The session's app synthesized again as `npx cdk synth` runs app.py on a deploy machine: in a process of its own
+    that can import only what requirements.txt installs, with another hash seed (so that set ordering cannot hide),
+    and without what this test process set to quiet the SageMaker SDK (app.py does that)."""
+
+    def build(outdir: Path) -> dict[str, Any]:
+        shell = {name: value for name, value in os.environ.items() if name != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+        context = json.dumps({**cdk_context, **NO_BUNDLING})
+        environment = {**shell, "CDK_CONTEXT_JSON": context, "CDK_OUTDIR": str(outdir), "PYTHONHASHSEED": "12345"}
+        result = run_on_a_deploy_machine(DEPLOY_MACHINE_SYNTH, environment)
+        return {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}
+
+    assembly_dir, result = once_per_run(tmp_path_factory, "cdk.out.deploy-machine", build)
+    return DeployMachineSynth(assembly_dir, **result)
 
 
 @pytest.fixture(scope="session")
@@ -115,11 +198,7 @@ def delivery_context(cdk_context: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def delivery_app(delivery_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """The app synthesized with `delivery.enabled`: dev at the app level, staging and prod under the pipeline."""
-    outdir = tmp_path_factory.mktemp("cdk.out.delivery")
-    with offline_without_credentials() as attempts:
-        assembly_dir = synthesize(delivery_context, outdir)
-    stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
-    return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
+    return synthesized_once("cdk.out.delivery", delivery_context, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -3,56 +3,17 @@ installs no torch. The container code's dependencies are in requirements-trainin
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
-from importlib import metadata
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from tests.conftest import NO_BUNDLING, SERVING_CONTEXT
-from tests.distributions import installed_closure, pins, provided_by, requirement_lines, requirements
+from tests.deploy_machine import not_on_a_deploy_machine, run_on_a_deploy_machine
+from tests.distributions import pins, requirement_lines, requirements
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROJECT_PACKAGES = ("infra", "pipelines", "training_code")
 CONTAINER_CODE_DEPENDENCIES = ("torch", "scikit-learn", "matplotlib")
-
-
-def modules_outside(closure: set[str]) -> list[str]:
-    """The importable top-level names that only distributions outside the closure provide."""
-    everything = set(metadata.packages_distributions())
-    return sorted(
-        name for name in everything - provided_by(closure) if name not in PROJECT_PACKAGES and name.isidentifier()
-    )
-
-
-# Run first in each process: an import of a blocked top-level name fails as if it were not installed.
-BLOCKER = """
-import importlib.abc, json, os, sys
-
-class NotInstalledHere(importlib.abc.MetaPathFinder):
-    blocked = frozenset(json.loads(os.environ["BLOCKED_MODULES"]))
-
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.blocked:
-            raise ModuleNotFoundError(f"No module named {name!r} (not installed by requirements.txt)", name=name)
-        return None
-
-sys.meta_path.insert(0, NotInstalledHere())
-"""
-
-
-def run_without(blocked: list[str], script: str, **environment: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", BLOCKER + script],
-        cwd=PROJECT_ROOT,
-        env={**os.environ, **environment, "BLOCKED_MODULES": json.dumps(blocked)},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_requirements_txt_holds_no_container_code_dependencies():
@@ -76,36 +37,22 @@ def test_every_package_has_one_exact_pin_across_the_requirement_files():
     assert all(next(iter(found)).startswith("==") for found in specifiers.values())
 
 
-def test_synth_and_the_operator_commands_need_nothing_outside_requirements_txt(tmp_path):
-    """Synthesize staging (every stack kind, every serving mode; the pipeline definition as `mlops pipeline definition`
-    builds it) and load the operator CLI's commands that talk to AWS only, in processes where no package that
-    requirements.txt does not install can be imported."""
-    closure = installed_closure(requirements(PROJECT_ROOT / "requirements.txt")) | {"mlops-kit"}
-    blocked = modules_outside(closure)
-    assert {"torch", "sklearn", "matplotlib", "moto", "pytest"} <= set(blocked)
+def test_a_deploy_machine_blocks_what_requirements_txt_does_not_install():
+    assert {"torch", "sklearn", "matplotlib", "moto", "pytest"} <= set(not_on_a_deploy_machine())
 
-    context = {**json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"], **SERVING_CONTEXT, **NO_BUNDLING}
-    synth = run_without(
-        blocked,
-        """
-import runpy
-for name in ("torch", "sklearn"):
-    try:
-        __import__(name)
-    except ModuleNotFoundError:
-        continue
-    raise SystemExit(f"{name} was importable")
-import infra.promotion.stack  # the delivery stack synthesizes only with delivery enabled
-runpy.run_path("app.py", run_name="__main__")
-""",
-        CDK_CONTEXT_JSON=json.dumps({**context, "stage": "staging"}),
-        CDK_OUTDIR=str(tmp_path / "cdk.out"),
-    )
-    assert synth.returncode == 0, synth.stdout + synth.stderr
-    assert (tmp_path / "cdk.out" / "manifest.json").exists()
 
-    cli = run_without(
-        blocked,
+def test_synth_needs_nothing_outside_requirements_txt(synthesized_on_a_deploy_machine):
+    """The whole app (every stage, stack kind and serving mode; the pipeline definition as `mlops pipeline definition`
+    builds it) synthesized in a process where no package that requirements.txt does not install can be imported."""
+    synth = synthesized_on_a_deploy_machine
+    assert synth.returncode == 0, synth.output
+    assert (synth.assembly_dir / "manifest.json").exists()
+    assert {"dev", "staging", "prod"} <= {path.name.removeprefix("assembly-") for path in synth.assembly_dir.iterdir()}
+
+
+def test_the_operator_commands_need_nothing_outside_requirements_txt():
+    """The operator CLI's commands that talk to AWS only load without anything requirements.txt does not install."""
+    cli = run_on_a_deploy_machine(
         """
 import contextlib, io, sys
 from pipelines.cli import app
@@ -125,6 +72,7 @@ for arguments in (command + ["--help"] for command in commands):
     assert output.getvalue(), arguments
 print("ok")
 """,
+        dict(os.environ),
     )
     assert cli.returncode == 0, cli.stdout + cli.stderr
     assert cli.stdout.strip().endswith("ok")

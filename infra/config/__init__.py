@@ -6,9 +6,10 @@ with `-c project_name=...`, `-c <stage>.<dotted.key>=<value>` (e.g. `-c prod.acc
 
 stages.py names the stages, fields.py the validated value types, bounds.py the limits shared with the pipeline's
 parameters, sections.py the settings models (StageConfig), loading.py reads them from the context, delivery.py the
-delivery pipeline's settings. Import from here.
+delivery pipeline's settings, app_settings.py all of them together as an app checks them. Import from here.
 """
 
+from infra.config.app_settings import AppSettings, load_app_settings
 from infra.config.delivery import (
     DELIVERED_STAGES,
     DeliveryConfig,
@@ -51,6 +52,7 @@ __all__ = [
     "RELEASE_SOURCE_STAGE",
     "STAGE_NAMES",
     "STAGE_SELECTION_CONTEXT_KEY",
+    "AppSettings",
     "AsyncInference",
     "BatchTransform",
     "DeliveryConfig",
@@ -69,6 +71,7 @@ __all__ = [
     "cdk_json_context",
     "cross_stage_problems",
     "delivered_stage_problems",
+    "load_app_settings",
     "load_delivery_config",
     "load_stage_configs",
     "serving_consumer_stages",

@@ -44,6 +44,8 @@ CLEARED_SETTINGS = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONFIG_FILE", "AW
 # A closed terminal or a `kill` ends a command as Ctrl-C does: through its cleanup, so that the state is saved.
 UNWINDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 STOP_SIGNALS = (signal.SIGINT, *UNWINDING_SIGNALS)
+# How often the server's thread looks for a stop: a command's end waits for it, and an idle check costs next to nothing.
+STOP_POLL_SECONDS = 0.02
 
 
 class EmbeddedAwsError(Exception):
@@ -73,7 +75,7 @@ class Endpoint:
 
 
 def _check_port_free(port: int) -> None:
-    """moto's server binds in its own thread and, when the port is taken, waits forever for it: check first."""
+    """Checked before the state is locked and restored: a taken port is refused at once, in words."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -94,15 +96,37 @@ def stop_signals_kept_from_new_threads() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def _started_server(port: int) -> Any:
-    """moto's server on loopback (imported here: the CLI's other commands need not pay for moto's import)."""
-    from moto.server import ThreadedMotoServer
+class _Server:
+    """moto's server app on loopback in a thread of its own, as moto's ThreadedMotoServer runs it, except that the
+    thread looks for a stop every STOP_POLL_SECONDS rather than every 0.5 s: every command waited that long to end."""
 
+    def __init__(self, port: int) -> None:
+        # Imported here: the CLI's other commands need not pay for moto's import.
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        app = DomainDispatcherApplication(create_backend_app)
+        self.server = make_server(LOOPBACK, port, app, threaded=True, request_handler=MotoRequestHandler)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": STOP_POLL_SECONDS}, daemon=True
+        )
+
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join()
+        self.server.server_close()
+
+
+def _started_server(port: int) -> _Server:
     # The server logs every request it answers; a local run's output is the pipeline's, not the HTTP traffic.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
+    server = _Server(port)
     with stop_signals_kept_from_new_threads():
-        server.start()
+        server.thread.start()
     return server
 
 
@@ -261,8 +285,7 @@ def embedded_aws(layout: LocalLayout, region: str = DEFAULT_LOCAL_REGION) -> Ite
         return
     with _exits_cleanly_on_stop_signals(), _locked(layout), _restored_state(layout.aws_state_file):
         server = _started_server(0)
-        host, port = server.get_host_and_port()
-        endpoint = Endpoint(f"http://{host}:{port}", region, layout.aws_state_file)
+        endpoint = Endpoint(server.url(), region, layout.aws_state_file)
         try:
             with _environment(endpoint.environment()):
                 yield endpoint
@@ -279,8 +302,7 @@ def serve_until_stopped(layout: LocalLayout, port: int, region: str, on_ready: C
     stopped = threading.Event()
     with _locked(layout), _restored_state(layout.aws_state_file):
         server = _started_server(port)
-        host, bound = server.get_host_and_port()
-        endpoint = Endpoint(f"http://{host}:{bound}", region, layout.aws_state_file)
+        endpoint = Endpoint(server.url(), region, layout.aws_state_file)
         layout.endpoint_file.write_text(json.dumps({"url": endpoint.url, "region": region, "pid": os.getpid()}))
         for signum in STOP_SIGNALS:
             signal.signal(signum, lambda *_: stopped.set())

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +12,7 @@ from aws_cdk import App, Stack
 from aws_cdk import aws_s3 as s3
 
 from infra.cloud_assembly import security_findings, synthesized_stacks
-from infra.config import PROJECT_ROOT, STAGE_NAMES
+from infra.config import STAGE_NAMES
 from infra.lint import lint_template
 from infra.security import MINIMUM_REASON_LENGTH, acknowledge, enable_security_checks
 from tests.conftest import NO_BUNDLING
@@ -111,28 +109,17 @@ def test_lint_gate_catches_a_broken_template(synthesized_app, tmp_path):
     assert [f.rule for f in lint_template(path) if f.severity == "error"] == ["E3012"]
 
 
-def test_two_synths_in_separate_processes_write_byte_identical_templates(synthesized_app, cdk_context, tmp_path):
+def test_a_second_synth_in_another_process_writes_byte_identical_templates(
+    synthesized_app, synthesized_on_a_deploy_machine
+):
     """The second synth runs app.py as the CDK CLI does, with another hash seed, so set ordering cannot hide."""
-    result = subprocess.run(
-        [sys.executable, "app.py"],
-        cwd=PROJECT_ROOT,
-        env={
-            # As a shell starts it: without what this test process set to quiet the SageMaker SDK (app.py does that).
-            **{name: value for name, value in os.environ.items() if name != "SAGEMAKER_SUPPRESS_V2_WARNING"},
-            "CDK_CONTEXT_JSON": json.dumps({**cdk_context, **NO_BUNDLING}),
-            "CDK_OUTDIR": str(tmp_path),
-            "PYTHONHASHSEED": "12345",
-        },
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
+    second_synth = synthesized_on_a_deploy_machine
+    assert second_synth.returncode == 0, second_synth.output
     # Synth adds no noise of its own to a deploy's output: no SDK banner or log line, no deprecated CDK API.
-    noise = [line for line in result.stderr.splitlines() if "sagemaker" in line.lower() or "deprecated" in line]
+    noise = [line for line in second_synth.stderr.splitlines() if "sagemaker" in line.lower() or "deprecated" in line]
     assert noise == []
     first = {stack.display_name: stack.template_path for stack in synthesized_stacks(synthesized_app.assembly_dir)}
-    second = {stack.display_name: stack.template_path for stack in synthesized_stacks(tmp_path)}
+    second = {stack.display_name: stack.template_path for stack in synthesized_stacks(second_synth.assembly_dir)}
     assert sorted(first) == sorted(second)
     for name, path in first.items():
         assert path.read_bytes() == second[name].read_bytes(), name

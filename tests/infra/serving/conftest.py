@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.config import StageConfig, load_stage_configs
-from tests.conftest import MODEL_PACKAGES, NO_BUNDLING
+from tests.conftest import MODEL_PACKAGES, NO_BUNDLING, once_per_run
 
 # A stage unlike staging and prod, built without the rest of the app: endpoints in a VPC, no data capture, a GPU type
 # with local storage, serverless without provisioned concurrency, batch transform without triggers.
@@ -78,17 +79,23 @@ def variant_config(variant_context) -> StageConfig:
 
 
 @pytest.fixture(scope="session")
-def variant_template(variant_context, variant_config) -> dict[str, Any]:
-    """Its foundation and serving stacks only (the pipeline is not needed, and the slowest to build)."""
-    from aws_cdk import App
-    from aws_cdk.assertions import Template
+def variant_template(variant_context, variant_config, tmp_path_factory) -> dict[str, Any]:
+    """Its foundation and serving stacks only (the pipeline is not needed, and the slowest to build); built once per
+    test run, as the app is, and shared by the workers."""
 
-    from infra.foundation.stack import FoundationStack
-    from infra.serving.stack import ServingStack
+    def build(_directory: Path) -> dict[str, Any]:
+        from aws_cdk import App
+        from aws_cdk.assertions import Template
 
-    app = App(context=variant_context)
-    foundation = FoundationStack(app, "Foundation", config=variant_config)
-    return Template.from_stack(ServingStack(app, "Serving", config=variant_config, foundation=foundation)).to_json()
+        from infra.foundation.stack import FoundationStack
+        from infra.serving.stack import ServingStack
+
+        app = App(context=variant_context)
+        foundation = FoundationStack(app, "Foundation", config=variant_config)
+        return Template.from_stack(ServingStack(app, "Serving", config=variant_config, foundation=foundation)).to_json()
+
+    _, template = once_per_run(tmp_path_factory, "variant", build)
+    return template
 
 
 @pytest.fixture

@@ -97,14 +97,14 @@ def test_a_foreground_embedded_aws_serves_other_commands_and_saves_when_stopped(
     try:
         assert "embedded AWS at http://127.0.0.1:" in server.stdout.readline()
         endpoint = json.loads(LocalLayout(tmp_path).endpoint_file.read_text())
-        create = "import boto3; boto3.client('sagemaker').create_model_package_group(ModelPackageGroupName='shared')"
-        subprocess.run(
-            [sys.executable, "-c", create],
-            env={**environment, "AWS_ENDPOINT_URL": endpoint["url"], "AWS_DEFAULT_REGION": "us-east-1"}
-            | {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"},
-            check=True,
-            timeout=60,
-        )
+        # A tool that knows nothing of this project, as `local aws` tells it to connect: the endpoint and any keys.
+        boto3.client(
+            "sagemaker",
+            endpoint_url=endpoint["url"],
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        ).create_model_package_group(ModelPackageGroupName="shared")
         listed = subprocess.run(
             [sys.executable, "-m", "pipelines.cli", "--local", "models", "list", "--group", "shared"],
             env=environment,

@@ -34,6 +34,7 @@ from training_code.contract import (
     BATCH_VARIABLE,
     CSV,
     DEFAULT_ACCEPT_VARIABLE,
+    DEFAULT_MAX_PAYLOAD_MB,
     DEFAULT_MODEL_DIR,
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
@@ -526,7 +527,8 @@ def test_an_asynchronous_size_body_is_served_where_the_variable_allows_it(
     """The asynchronous model sets SAGEMAKER_MAX_PAYLOAD_IN_MB above real-time's 6 MB (infra/serving/modes.py)."""
     port = free_port()
     environment = server_environment(**{MAX_PAYLOAD_VARIABLE: "24", PORT_VARIABLE: str(port), WORKERS_VARIABLE: "1"})
-    body = csv_body_of_size(trained_model.rows, 20 * MEGABYTE)
+    # Over real-time's limit, so it takes the large-body path and its answer streams in several pieces.
+    body = csv_body_of_size(trained_model.rows, (DEFAULT_MAX_PAYLOAD_MB + 1) * MEGABYTE)
     with running_server(tmp_path, "--model-dir", str(trained_model.model_dir), port=port, environment=environment) as s:
         labels, _ = answer_of(s.invoke(body, CSV))
         check_error(s.invoke(csv_body_of_size(trained_model.rows, 24 * MEGABYTE + 1), CSV), 413)
