@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
+from sagemaker.drift_check_baselines import DriftCheckBaselines
 from sagemaker.estimator import EstimatorBase
 from sagemaker.inputs import TrainingInput
 from sagemaker.model import Model
@@ -47,9 +48,11 @@ from pipelines.sdk import offline_build, pipeline_session
 from pipelines.spec import ParameterName, StepName
 from training_code.contract import (
     ACCURACY_JSON_PATH,
+    CONSTRAINTS_FILE,
     EVALUATION_FILE,
     REQUEST_CONTENT_TYPES,
     RESPONSE_CONTENT_TYPES,
+    STATISTICS_FILE,
     WARM_START_CHANNEL,
 )
 from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC, TUNING_OBJECTIVE_TYPE
@@ -188,6 +191,7 @@ class _StepBuilder:
             StepName.PREPROCESS: self.preprocess,
             StepName.TUNE: self.tune,
             StepName.EVALUATE: self.evaluate,
+            StepName.BASELINE: self.baseline,
             StepName.REGISTER: self.register,
         }
         gate = spec.STEP_ORDER.index(StepName.CHECK_ACCURACY)
@@ -226,19 +230,46 @@ class _StepBuilder:
     def _step_arguments(self, module: str, *arguments: str) -> list[str]:
         return ["--bundle-dir", str(spec.BUNDLE_DIR), module, *arguments]
 
-    def preprocess(self) -> ProcessingStep:
-        processor = self._processor(
-            self.targets.processing_image_uri, self.parameters[ParameterName.PROCESSING_INSTANCE_TYPE], "preprocess"
-        )
+    def _script_step(
+        self,
+        name: StepName,
+        image_uri: str,
+        module: str,
+        inputs: list[ProcessingInput],
+        outputs: list[ProcessingOutput],
+        arguments: list[Any],
+        property_files: list[PropertyFile] | None = None,
+    ) -> ProcessingStep:
+        """A processing step that runs a step module from the code bundle through the step runner."""
+        processor = self._processor(image_uri, self.parameters[ParameterName.PROCESSING_INSTANCE_TYPE], name.lower())
         step_args = processor.run(
             code=self.targets.step_runner_uri,
+            inputs=[*inputs, *self._code_inputs()],
+            outputs=outputs,
+            arguments=self._step_arguments(module, *arguments),
+        )
+        return ProcessingStep(
+            name=name,
+            step_args=step_args,
+            property_files=property_files,
+            cache_config=self.cache,
+            retry_policies=self.retries,
+        )
+
+    def _output_of(self, step: StepName, output: str) -> Any:
+        return self.built[step].properties.ProcessingOutputConfig.Outputs[output].S3Output.S3Uri
+
+    def preprocess(self) -> ProcessingStep:
+        return self._script_step(
+            StepName.PREPROCESS,
+            self.targets.processing_image_uri,
+            spec.PREPROCESS_MODULE,
             inputs=[
                 ProcessingInput(
                     source=self.parameters[ParameterName.INPUT_DATA_URI],
                     destination=str(spec.RAW_INPUT_DIR),
                     input_name="raw",
-                ),
-                *self._code_inputs(),
+                )
             ],
             outputs=[
                 ProcessingOutput(
@@ -248,8 +279,7 @@ class _StepBuilder:
                 )
                 for name in spec.PREPROCESS_OUTPUTS
             ],
-            arguments=self._step_arguments(
-                spec.PREPROCESS_MODULE,
+            arguments=[
                 "--input-dir",
                 str(spec.RAW_INPUT_DIR),
                 "--output-dir",
@@ -259,10 +289,7 @@ class _StepBuilder:
                 # Errors then name the user's files where they uploaded them, not the job's copy.
                 "--input-uri",
                 self.parameters[ParameterName.INPUT_DATA_URI],
-            ),  # fmt: skip
-        )
-        return ProcessingStep(
-            name=StepName.PREPROCESS, step_args=step_args, cache_config=self.cache, retry_policies=self.retries
+            ],  # fmt: skip
         )
 
     def tune(self) -> TuningStep:
@@ -340,23 +367,19 @@ class _StepBuilder:
         return tune.get_top_model_s3_uri(top_k=0, s3_bucket=self.targets.artifacts_bucket, prefix=self._models_prefix())
 
     def evaluate(self) -> ProcessingStep:
-        processor = self._processor(
-            self.targets.evaluation_image_uri, self.parameters[ParameterName.PROCESSING_INSTANCE_TYPE], "evaluate"
-        )
-        step_args = processor.run(
-            code=self.targets.step_runner_uri,
+        return self._script_step(
+            StepName.EVALUATE,
+            self.targets.evaluation_image_uri,
+            spec.EVALUATE_MODULE,
             inputs=[
                 ProcessingInput(
                     source=self.best_model_uri(), destination=str(spec.MODEL_INPUT_DIR), input_name="model"
                 ),
                 ProcessingInput(
-                    source=self.built[StepName.PREPROCESS]
-                    .properties.ProcessingOutputConfig.Outputs["test"]
-                    .S3Output.S3Uri,
+                    source=self._output_of(StepName.PREPROCESS, "test"),
                     destination=str(spec.TEST_INPUT_DIR),
                     input_name="test",
                 ),
-                *self._code_inputs(),
             ],
             outputs=[
                 ProcessingOutput(
@@ -365,23 +388,53 @@ class _StepBuilder:
                     destination=self._run_location("evaluation"),
                 )
             ],
-            arguments=self._step_arguments(
-                spec.EVALUATE_MODULE,
+            arguments=[
                 "--model-dir",
                 str(spec.MODEL_INPUT_DIR),
                 "--test-dir",
                 str(spec.TEST_INPUT_DIR),
                 "--output-dir",
                 str(spec.EVALUATION_OUTPUT_DIR),
-            ),  # fmt: skip
-        )
-        return ProcessingStep(
-            name=StepName.EVALUATE,
-            step_args=step_args,
+            ],  # fmt: skip
             property_files=[self.evaluation_report],
-            cache_config=self.cache,
-            retry_policies=self.retries,
         )
+
+    def baseline(self) -> ProcessingStep:
+        """The data-quality baseline of the training features, in Model Monitor's formats: what the version is
+        registered with, and what monitoring compares served requests with."""
+        return self._script_step(
+            StepName.BASELINE,
+            self.targets.processing_image_uri,
+            spec.BASELINE_MODULE,
+            inputs=[
+                ProcessingInput(
+                    source=self._output_of(StepName.PREPROCESS, "train"),
+                    destination=str(spec.TRAIN_INPUT_DIR),
+                    input_name="train",
+                )
+            ],
+            outputs=[
+                ProcessingOutput(
+                    output_name=spec.BASELINE_OUTPUT,
+                    source=str(spec.BASELINE_OUTPUT_DIR),
+                    destination=self._run_location("baseline"),
+                )
+            ],
+            arguments=[
+                "--train-dir",
+                str(spec.TRAIN_INPUT_DIR),
+                "--output-dir",
+                str(spec.BASELINE_OUTPUT_DIR),
+                "--label-column",
+                self.parameters[ParameterName.LABEL_COLUMN],
+                "--drift-threshold",
+                str(self.config.pipeline.drift_threshold),
+            ],  # fmt: skip
+        )
+
+    def _baseline_file(self, name: str) -> MetricsSource:
+        output = self._output_of(StepName.BASELINE, spec.BASELINE_OUTPUT)
+        return MetricsSource(content_type="application/json", s3_uri=Join(on="/", values=[output, name]))
 
     def register(self) -> ModelStep:
         settings = self.config.pipeline
@@ -393,12 +446,7 @@ class _StepBuilder:
         )
         evaluation_uri = Join(
             on="/",
-            values=[
-                self.built[StepName.EVALUATE]
-                .properties.ProcessingOutputConfig.Outputs[spec.EVALUATION_OUTPUT]
-                .S3Output.S3Uri,
-                EVALUATION_FILE,
-            ],
+            values=[self._output_of(StepName.EVALUATE, spec.EVALUATION_OUTPUT), EVALUATION_FILE],
         )
         step_args = model.register(
             content_types=list(REQUEST_CONTENT_TYPES),
@@ -409,7 +457,14 @@ class _StepBuilder:
             model_package_group_name=naming.model_package_group_name(self.config),
             approval_status=self.parameters[ParameterName.MODEL_APPROVAL_STATUS],
             model_metrics=ModelMetrics(
-                model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri)
+                model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri),
+                model_data_statistics=self._baseline_file(STATISTICS_FILE),
+                model_data_constraints=self._baseline_file(CONSTRAINTS_FILE),
+            ),
+            # What monitoring of this version compares served requests with.
+            drift_check_baselines=DriftCheckBaselines(
+                model_data_statistics=self._baseline_file(STATISTICS_FILE),
+                model_data_constraints=self._baseline_file(CONSTRAINTS_FILE),
             ),
             description=f"MLP classifier from pipeline {naming.pipeline_name(self.config)}",
         )

@@ -28,12 +28,20 @@ class StepName(StrEnum):
     TUNE = "Tune"
     EVALUATE = "Evaluate"
     CHECK_ACCURACY = "CheckAccuracy"
+    BASELINE = "Baseline"
     REGISTER = "Register"
     ACCURACY_TOO_LOW = "AccuracyBelowThreshold"
 
 
 # Execution order on the success path; the Fail step is the condition's other branch.
-STEP_ORDER = (StepName.PREPROCESS, StepName.TUNE, StepName.EVALUATE, StepName.CHECK_ACCURACY, StepName.REGISTER)
+STEP_ORDER = (
+    StepName.PREPROCESS,
+    StepName.TUNE,
+    StepName.EVALUATE,
+    StepName.CHECK_ACCURACY,
+    StepName.BASELINE,
+    StepName.REGISTER,
+)
 # SageMaker names the steps a ModelStep creates after it: "<name>-RegisterModel" registers the package.
 REGISTER_MODEL_STEP = f"{StepName.REGISTER}-RegisterModel"
 
@@ -164,9 +172,13 @@ TEST_INPUT_DIR = PROCESSING_ROOT / "test"
 EVALUATION_OUTPUT_DIR = PROCESSING_ROOT / "evaluation"
 EVALUATION_OUTPUT = "evaluation"
 EVALUATION_PROPERTY_FILE = "EvaluationReport"
+TRAIN_INPUT_DIR = PROCESSING_ROOT / "train"
+BASELINE_OUTPUT_DIR = PROCESSING_ROOT / "baseline"
+BASELINE_OUTPUT = "baseline"
 
 PREPROCESS_MODULE = "pipelines.steps.preprocess"
 EVALUATE_MODULE = "pipelines.steps.evaluate"
+BASELINE_MODULE = "pipelines.steps.baseline"
 
 
 @dataclass(frozen=True)

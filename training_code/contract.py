@@ -48,6 +48,14 @@ EVALUATION_FILE = "evaluation.json"
 CONFUSION_MATRIX_PLOT = "confusion_matrix.png"
 TRAINING_CURVES_PLOT = "training_curves.png"
 
+# Data-quality files, in the formats of SageMaker Model Monitor's analyzer (pipelines/steps/data_quality.py): the
+# baseline the pipeline registers with each version, and what a monitoring run finds against it.
+STATISTICS_FILE = "statistics.json"
+CONSTRAINTS_FILE = "constraints.json"
+VIOLATIONS_FILE = "constraint_violations.json"
+# Which feature each baseline column is: captured CSV has no header, so the analyzer names columns _c0, _c1, ...
+BASELINE_FEATURES_FILE = "features.json"
+
 
 def channel_variable(channel: str) -> str:
     return CHANNEL_VARIABLE.format(name=channel.upper())

@@ -403,7 +403,9 @@ def check_supported(definition: Mapping[str, Any]) -> None:
         for step in steps:
             if step["Type"] not in SUPPORTED_STEP_TYPES:
                 raise DefinitionError(f"step {step['Name']}: the local runner does not run {step['Type']} steps")
-            for reference in references(step["Arguments"]):
+            # A condition's branches are checked as the steps after it, where a branch step may refer to another.
+            own = {key: value for key, value in step["Arguments"].items() if key not in ("IfSteps", "ElseSteps")}
+            for reference in references(own):
                 root, _, rest = reference.partition(".")
                 known = {
                     "Parameters": rest in parameters,

@@ -15,7 +15,7 @@ from infra.config import GPU_TRAINING_INSTANCE_TYPES, STAGE_NAMES
 from infra.instance_types import InstanceUse, accepted_instance_types, supports_volume_kms_key
 from pipelines import spec
 from pipelines.definition import PipelineTargets, pipeline_definition
-from training_code.contract import ACCURACY_JSON_PATH, REQUEST_CONTENT_TYPES
+from training_code.contract import ACCURACY_JSON_PATH, CONSTRAINTS_FILE, REQUEST_CONTENT_TYPES, STATISTICS_FILE
 from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC
 
 TARGETS = PipelineTargets(
@@ -57,8 +57,10 @@ def test_steps_run_in_the_spec_order_with_data_dependencies(definitions, stage):
     assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['train']" in text[spec.StepName.TUNE]
     assert "Steps.Tune.TrainingJobSummaries[0].TrainingJobName" in text[spec.StepName.EVALUATE]
     assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['test']" in text[spec.StepName.EVALUATE]
+    assert "Steps.Preprocess.ProcessingOutputConfig.Outputs['train']" in text[spec.StepName.BASELINE]
+    assert "Steps.Baseline.ProcessingOutputConfig.Outputs['baseline']" in text[spec.REGISTER_MODEL_STEP]
     check = steps_of(definition)[spec.StepName.CHECK_ACCURACY]["Arguments"]
-    assert [step["Name"] for step in check["IfSteps"]] == [spec.REGISTER_MODEL_STEP]
+    assert [step["Name"] for step in check["IfSteps"]] == [spec.StepName.BASELINE, spec.REGISTER_MODEL_STEP]
     assert [step["Name"] for step in check["ElseSteps"]] == [spec.StepName.ACCURACY_TOO_LOW]
 
 
@@ -178,6 +180,23 @@ def test_tuning_searches_the_spec_space_for_the_shared_objective(definitions, st
 
 
 @pytest.mark.parametrize("stage", STAGE_NAMES)
+def test_the_baseline_step_reads_the_training_split_with_the_label_column_and_the_stage_threshold(
+    definitions, stage_configs, stage
+):
+    arguments = steps_of(definitions[stage])[spec.StepName.BASELINE]["Arguments"]
+    container_arguments = arguments["AppSpecification"]["ContainerArguments"]
+    options = dict(zip(container_arguments[3::2], container_arguments[4::2], strict=True))
+    assert options == {
+        "--train-dir": str(spec.TRAIN_INPUT_DIR),
+        "--output-dir": str(spec.BASELINE_OUTPUT_DIR),
+        "--label-column": {"Get": "Parameters.LabelColumn"},
+        "--drift-threshold": str(stage_configs[stage].pipeline.drift_threshold),
+    }
+    (output,) = arguments["ProcessingOutputConfig"]["Outputs"]
+    assert output["S3Output"]["LocalPath"] == str(spec.BASELINE_OUTPUT_DIR)
+
+
+@pytest.mark.parametrize("stage", STAGE_NAMES)
 def test_register_only_when_accuracy_reaches_the_threshold(definitions, stage):
     steps = steps_of(definitions[stage])
     (condition,) = steps[spec.StepName.CHECK_ACCURACY]["Arguments"]["Conditions"]
@@ -202,6 +221,12 @@ def test_register_step_targets_the_stage_group_with_metrics_and_approval_paramet
         {"Get": "Steps.Evaluate.ProcessingOutputConfig.Outputs['evaluation'].S3Output.S3Uri"},
         "evaluation.json",
     ]
+    baseline = {"Get": "Steps.Baseline.ProcessingOutputConfig.Outputs['baseline'].S3Output.S3Uri"}
+    for section in ("ModelMetrics", "DriftCheckBaselines"):
+        registered = register[section]["ModelDataQuality"]
+        assert registered["Statistics"]["S3Uri"]["Std:Join"]["Values"] == [baseline, STATISTICS_FILE]
+        assert registered["Constraints"]["S3Uri"]["Std:Join"]["Values"] == [baseline, CONSTRAINTS_FILE]
+        assert registered["Statistics"]["ContentType"] == registered["Constraints"]["ContentType"] == "application/json"
     inference = register["InferenceSpecification"]
     assert inference["SupportedContentTypes"] == list(REQUEST_CONTENT_TYPES)
     assert inference["Containers"][0]["Image"] == {"Get": "Parameters.ServingImageUri"}
@@ -257,6 +282,7 @@ def test_processing_steps_run_the_bundle_through_the_step_runner_encrypted(defin
     for name, module in (
         (spec.StepName.PREPROCESS, spec.PREPROCESS_MODULE),
         (spec.StepName.EVALUATE, spec.EVALUATE_MODULE),
+        (spec.StepName.BASELINE, spec.BASELINE_MODULE),
     ):
         arguments = steps[name]["Arguments"]
         assert arguments["AppSpecification"]["ContainerArguments"][:3] == ["--bundle-dir", str(spec.BUNDLE_DIR), module]

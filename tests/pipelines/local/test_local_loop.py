@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 
 from pipelines import spec
@@ -94,6 +95,24 @@ def test_the_registered_version_carries_the_evaluation_and_the_cli_approval(loop
     assert decision.status == ApprovalStatus.APPROVED and record["execution_id"] in decision.reason
     assert f"approved mlopskit-dev-models/1 (accuracy {metrics.accuracy:.4f})" in completed.stdout
     assert signature.feature_names == ("age", "colour", "size", "city") and signature.classes == ("high", "low")
+
+
+def test_the_registered_version_carries_its_data_quality_baseline(loop):
+    """The baseline files the version names are in the embedded S3: one column per feature, as requests carry them."""
+    local_dir, _ = loop
+    record = only_run(local_dir)
+    with embedded_aws(LocalLayout(local_dir)):
+        package = boto3.client("sagemaker").describe_model_package(ModelPackageName=record["model_package_arn"])
+        registered = package["DriftCheckBaselines"]["ModelDataQuality"]
+        assert package["ModelMetrics"]["ModelDataQuality"] == registered
+        bucket, key = registered["Statistics"]["S3Uri"].removeprefix("s3://").split("/", 1)
+        statistics = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+        bucket, key = registered["Constraints"]["S3Uri"].removeprefix("s3://").split("/", 1)
+        constraints = json.loads(boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read())
+    columns = [f"_c{position}" for position in range(len(PEOPLE_COLUMNS) - 1)]
+    assert [feature["name"] for feature in statistics["features"]] == columns
+    assert [feature["name"] for feature in constraints["features"]] == columns
+    assert {feature["inferred_type"] for feature in statistics["features"]} >= {"String", "Fractional"}
 
 
 def test_the_served_version_answered_the_example_request(loop):

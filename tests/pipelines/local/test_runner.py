@@ -61,6 +61,11 @@ def test_unknown_parameters_and_step_types_are_refused_before_running(definition
     forward["Steps"].reverse()  # Evaluate and Tune would read Preprocess before it ran
     with pytest.raises(DefinitionError, match="cannot resolve 'Steps."):
         check_supported(forward)
+    backward_branch = copy.deepcopy(definitions["dev"])
+    condition = next(step for step in backward_branch["Steps"] if step["Type"] == "Condition")
+    condition["Arguments"]["IfSteps"].reverse()  # registration would read the baseline before Baseline ran
+    with pytest.raises(DefinitionError, match=f'step {spec.REGISTER_MODEL_STEP}: cannot resolve "Steps.Baseline'):
+        check_supported(backward_branch)
 
 
 class Recorder(RunObserver):
