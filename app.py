@@ -19,13 +19,13 @@ from infra.config import StageConfigError, load_app_settings  # noqa: E402
 def main() -> None:
     app = App()
     try:
-        load_app_settings(app.node.get_all_context())
+        settings = load_app_settings(app.node.get_all_context())
     except StageConfigError as error:
         sys.exit("\n".join(f"invalid stage config: {problem}" for problem in str(error).splitlines()))
     # Imported once the settings are valid: the stacks bring the SageMaker SDK, seconds that a typo need not wait.
     from infra.assembly import build_app
 
-    build_app(app)
+    build_app(app, settings)
     app.synth()
 
 

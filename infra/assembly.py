@@ -14,6 +14,7 @@ from infra import naming
 from infra.config import (
     DELIVERED_STAGES,
     RELEASE_SOURCE_STAGE,
+    AppSettings,
     DeliveryConfig,
     StageConfig,
     load_app_settings,
@@ -31,9 +32,10 @@ DELIVERY_DISABLED = (
 DELIVERY_NOT_SELECTED = "not synthesized: the stage selection leaves out staging and prod, which the pipeline deploys"
 
 
-def build_app(app: App) -> list[MlopsStage]:
-    """Every selected stage, in stage order, whether at the app level or under the delivery pipeline."""
-    configs, every_stage, delivery = load_app_settings(app.node.get_all_context())
+def build_app(app: App, settings: AppSettings | None = None) -> list[MlopsStage]:
+    """Every selected stage, in stage order, whether at the app level or under the delivery pipeline; `settings`
+    are the app context's, loaded here unless the caller has loaded them already."""
+    configs, every_stage, delivery = settings or load_app_settings(app.node.get_all_context())
     sharing = {config.name: stage_sharing(config, every_stage, delivery) for config in configs}
     delivered = {config.name: config for config in configs if delivery.enabled and config.name in DELIVERED_STAGES}
     stages = [

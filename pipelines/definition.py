@@ -342,9 +342,8 @@ class _StepBuilder:
             early_stopping_type="Auto",
             base_tuning_job_name=f"{self.config.resource_prefix}-tune",
         )
-        outputs = self.built[StepName.PREPROCESS].properties.ProcessingOutputConfig.Outputs
         channels = {
-            channel: TrainingInput(outputs[channel].S3Output.S3Uri, content_type="text/csv")
+            channel: TrainingInput(self._output_of(StepName.PREPROCESS, channel), content_type="text/csv")
             for channel in ("train", "validation")
         }
         if ParameterName.PREVIOUS_MODEL_URI in self.parameters:

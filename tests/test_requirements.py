@@ -12,7 +12,6 @@ from tests.deploy_machine import not_on_a_deploy_machine, run_on_a_deploy_machin
 from tests.distributions import pins, requirement_lines, requirements
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PROJECT_PACKAGES = ("infra", "pipelines", "training_code")
 CONTAINER_CODE_DEPENDENCIES = ("torch", "scikit-learn", "matplotlib")
 
 

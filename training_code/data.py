@@ -63,18 +63,24 @@ class Table:
             writer.writerows(rows.tolist())
 
 
+def read_csv_lines(path: Path, source: str | None = None) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of a CSV file's non-blank lines; errors name `source` (default: the path)."""
+    try:
+        # utf-8-sig: spreadsheet exports often start with a byte-order mark that would otherwise join the first name.
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file)
+            return [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as error:
+        raise DataError(f"{source or path}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
+    except csv.Error as error:
+        raise DataError(f"{source or path}: malformed CSV ({error})") from None
+
+
 def read_table(path: Path, label_column: str, source: str | None = None) -> Table:
     """Read one CSV file with a header row. Rows are numbered from 1, the first row after the header; errors name
     `source` (default: the path), where the file is a copy of the user's."""
     source = source or str(path)
-    # utf-8-sig: spreadsheet exports often start with a byte-order mark that would otherwise join the first name.
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as file:
-            rows = [row for row in csv.reader(file) if any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as error:
-        raise DataError(f"{source}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
-    except csv.Error as error:
-        raise DataError(f"{source}: malformed CSV ({error})") from None
+    rows = [row for _, row in read_csv_lines(path, source)]
     if not rows:
         raise DataError(f"{source}: empty file; expected a header row and data rows")
     header = tuple(name.strip() for name in rows[0])

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ValidationError
 
 from infra.config.fields import AccountId, Region
-from infra.config.loading import STAGE_SELECTION_CONTEXT_KEY, StageConfigError, with_overrides
+from infra.config.loading import STAGE_SELECTION_CONTEXT_KEY, StageConfigError, describe_problem, with_overrides
 from infra.config.sections import Section, StageConfig
 
 DELIVERY_CONTEXT_KEY = "delivery"
@@ -127,12 +127,5 @@ def delivered_stage_problems(delivery: DeliveryConfig, configs: list[StageConfig
 
 def _describe_delivery(detail: Mapping[str, Any]) -> str:
     location = ".".join((DELIVERY_CONTEXT_KEY, *(str(part) for part in detail["loc"])))
-    if detail["type"] == "extra_forbidden":
-        model: type[BaseModel] = DeliverySource if len(detail["loc"]) > 1 else DeliveryConfig
-        return f"{location}: unknown key; allowed keys: {', '.join(model.model_fields)}"
-    if detail["type"] == "missing":
-        return f"{location}: required"
-    message = detail["msg"].removeprefix("Value error, ")
-    if isinstance(detail["input"], Mapping):
-        return f"{location}: {message}"
-    return f"{location} = {detail['input']!r}: {message}"
+    model: type[BaseModel] = DeliverySource if len(detail["loc"]) > 1 else DeliveryConfig
+    return describe_problem(location, detail, lambda: model.model_fields)

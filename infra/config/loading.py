@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +155,14 @@ def _describe(stage: str, detail: Mapping[str, Any]) -> str:
         location = PROJECT_NAME_CONTEXT_KEY
     else:
         location = ".".join((STAGES_CONTEXT_KEY, stage, *path))
+    return describe_problem(location, detail, lambda: _fields_at(path[:-1]))
+
+
+def describe_problem(location: str, detail: Mapping[str, Any], allowed_keys: Callable[[], Iterable[str]]) -> str:
+    """One line for one of pydantic's errors about the setting at `location`; `allowed_keys` lists the keys of the
+    section an unknown key was found in."""
     if detail["type"] == "extra_forbidden":
-        return f"{location}: unknown key; allowed keys: {', '.join(_fields_at(path[:-1]))}"
+        return f"{location}: unknown key; allowed keys: {', '.join(allowed_keys())}"
     if detail["type"] == "missing":
         return f"{location}: required"
     message = detail["msg"].removeprefix("Value error, ")

@@ -9,17 +9,14 @@ features.json says which feature each column is.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from pipelines.steps import data_quality
 from training_code.contract import (
     BASELINE_FEATURES_FILE,
-    CONSTRAINTS_FILE,
     DEFAULT_LABEL_COLUMN,
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
-    STATISTICS_FILE,
 )
 from training_code.data import read_directory
 from training_code.failure import ArgumentParser, run_script
@@ -28,13 +25,8 @@ from training_code.failure import ArgumentParser, run_script
 def baseline(train_dir: Path, output_dir: Path, label_column: str, drift_threshold: float) -> dict:
     table = read_directory(train_dir, label_column)
     columns = [f"_c{position}" for position in range(len(table.feature_names))]
-    statistics = data_quality.statistics(table.cells.tolist(), columns)
-    constraints = data_quality.constraints(statistics, comparison_threshold=drift_threshold)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / STATISTICS_FILE).write_text(json.dumps(statistics, indent=1))
-    (output_dir / CONSTRAINTS_FILE).write_text(json.dumps(constraints, indent=1))
-    features = dict(zip(columns, table.feature_names, strict=True))
-    (output_dir / BASELINE_FEATURES_FILE).write_text(json.dumps(features, indent=1))
+    statistics = data_quality.write_baseline(table.cells.tolist(), columns, output_dir, drift_threshold)
+    data_quality.write_json(output_dir / BASELINE_FEATURES_FILE, dict(zip(columns, table.feature_names, strict=True)))
     return statistics
 
 

@@ -31,7 +31,6 @@ The rules, where AWS documents none of its own:
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import re
@@ -49,7 +48,7 @@ from training_code.contract import (
     STATISTICS_FILE,
     VIOLATIONS_FILE,
 )
-from training_code.data import DataError
+from training_code.data import DataError, read_csv_lines
 from training_code.failure import ArgumentParser, run_script
 from training_code.features import MISSING_MARKERS
 
@@ -439,7 +438,7 @@ def read_csv(path: Path, header: bool) -> tuple[list[list[str]], list[str]]:
     rows: list[list[str]] = []
     names: list[str] | None = None
     for file in files:
-        lines = _read_lines(file)
+        lines = read_csv_lines(file)
         if header:
             if not lines:
                 raise DataError(f"{file}: empty file; --header expects a first line of column names")
@@ -459,19 +458,6 @@ def read_csv(path: Path, header: bool) -> tuple[list[list[str]], list[str]]:
     if not rows:
         raise DataError(f"{path}: no data rows")
     return rows, names
-
-
-def _read_lines(file: Path) -> list[tuple[int, list[str]]]:
-    """(line number, fields) of the file's non-blank lines."""
-    try:
-        # utf-8-sig: spreadsheet exports often start with a byte-order mark that would otherwise join the first cell.
-        with file.open(newline="", encoding="utf-8-sig") as stream:
-            reader = csv.reader(stream)
-            return [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]
-    except UnicodeDecodeError as error:
-        raise DataError(f"{file}: not UTF-8 text (byte {error.start}); save it as UTF-8 CSV") from None
-    except csv.Error as error:
-        raise DataError(f"{file}: malformed CSV ({error})") from None
 
 
 def load_baseline(directory: Path) -> tuple[dict, dict]:
@@ -520,7 +506,7 @@ def _listed(document: dict, key: str, source: Path) -> list[dict]:
     return items
 
 
-def _write_json(path: Path, document: dict) -> None:
+def write_json(path: Path, document: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
@@ -528,14 +514,18 @@ def _write_json(path: Path, document: dict) -> None:
 # --- Command line ---------------------------------------------------------------------------------------------------
 
 
+def write_baseline(rows: list[list[str]], names: list[str], output_dir: Path, comparison_threshold: float) -> dict:
+    """Write the statistics and constraints of the rows; return the statistics."""
+    stats = statistics(rows, names)
+    write_json(output_dir / STATISTICS_FILE, stats)
+    write_json(output_dir / CONSTRAINTS_FILE, constraints(stats, comparison_threshold))
+    return stats
+
+
 def baseline(input_path: Path, output_dir: Path, header: bool, comparison_threshold: float) -> dict:
     """Write the baseline of the input's rows; return its statistics."""
     rows, names = read_csv(input_path, header)
-    stats = statistics(rows, names)
-    suggested = constraints(stats, comparison_threshold)
-    _write_json(output_dir / STATISTICS_FILE, stats)
-    _write_json(output_dir / CONSTRAINTS_FILE, suggested)
-    return stats
+    return write_baseline(rows, names, output_dir, comparison_threshold)
 
 
 def analyze(baseline_dir: Path, input_path: Path, output_dir: Path, header: bool) -> DriftReport:
@@ -543,8 +533,8 @@ def analyze(baseline_dir: Path, input_path: Path, output_dir: Path, header: bool
     baseline_stats, baseline_constraints = load_baseline(baseline_dir)
     rows, names = read_csv(input_path, header)
     report = drift_report(baseline_stats, baseline_constraints, rows, names)
-    _write_json(output_dir / STATISTICS_FILE, report.statistics)
-    _write_json(output_dir / VIOLATIONS_FILE, {"violations": report.violations})
+    write_json(output_dir / STATISTICS_FILE, report.statistics)
+    write_json(output_dir / VIOLATIONS_FILE, {"violations": report.violations})
     return report
 
 

@@ -16,13 +16,19 @@ import pytest
 from infra.assembly import DELIVERY_CONSTRUCT_ID
 from infra.serving.asynchronous import ASYNC_FAILURE_PREFIX, ASYNC_INPUT_PREFIX, ASYNC_OUTPUT_PREFIX
 from infra.serving.batch_transform import OUTPUT_PREFIX as BATCH_OUTPUT_PREFIX
-from tests.conftest import DELIVERY_CONTEXT, DELIVERY_REGION, PIPELINE_ACCOUNT, PROD_ACCOUNT, SynthesizedApp, synthesize
+from tests.conftest import (
+    DELIVERY_CONTEXT,
+    DELIVERY_REGION,
+    PIPELINE_ACCOUNT,
+    PROD_ACCOUNT,
+    SynthesizedApp,
+    synthesized_once,
+)
 from tests.infra.access.accounts import STAGES_ACCOUNT, STAGES_REGION, delivery_deployment_of, stages_deployment_of
 from tests.infra.access.deployment import Deployment
 from tests.infra.access.evaluator import AccessModel
 from tests.infra.access.handwritten import document, statement
 from tests.infra.access.policies import Principal, declared_role
-from tests.offline import offline_without_credentials
 
 REGION = STAGES_REGION
 assert REGION == DELIVERY_REGION
@@ -72,13 +78,7 @@ SEPARATE_CONTEXT = {
 @pytest.fixture(scope="session")
 def separate_app(cdk_context: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """Delivery pipeline, staging and prod each in an account of its own."""
-    from infra.cloud_assembly import synthesized_stacks
-
-    outdir = tmp_path_factory.mktemp("cdk.out.separate")
-    with offline_without_credentials() as attempts:
-        assembly_dir = synthesize({**cdk_context, **SEPARATE_CONTEXT}, outdir)
-    stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
-    return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
+    return synthesized_once("cdk.out.separate", {**cdk_context, **SEPARATE_CONTEXT}, tmp_path_factory)
 
 
 def declared(account: str, name: str, *statements: dict[str, Any]) -> Principal:
