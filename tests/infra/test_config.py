@@ -168,6 +168,10 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
         ),
         ({"staging.pipeline.schedule": "every monday"}, "stages.staging.pipeline.schedule = 'every monday': expected"),
         (
+            {"prod.pipeline.drift_threshold": "1.5"},
+            "stages.prod.pipeline.drift_threshold = '1.5': Input should be less than 1",
+        ),
+        (
             {"dev.training.instance_type.size": "x"},
             "stages.dev.training.instance_type.size: 'instance_type' is a value",
         ),
