@@ -20,10 +20,11 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 gc.set_threshold(50_000, 50, 50)
 
 import fcntl  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -35,6 +36,7 @@ from infra.config import (  # noqa: E402
     cdk_json_context,  # noqa: E402
     load_stage_configs,
 )
+from infra.lint import LintFinding, lint_template  # noqa: E402
 from tests.deploy_machine import run_on_a_deploy_machine  # noqa: E402
 from tests.offline import offline_without_credentials  # noqa: E402
 
@@ -139,6 +141,21 @@ def synthesized_once(name: str, context: dict[str, Any], tmp_path_factory: pytes
     assembly_dir, attempts = once_per_run(tmp_path_factory, name, build)
     stacks = {stack.display_name: stack for stack in synthesized_stacks(assembly_dir)}
     return SynthesizedApp(assembly_dir=assembly_dir, stacks=stacks, connection_attempts=attempts)
+
+
+@pytest.fixture(scope="session")
+def lint_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], list[LintFinding]]:
+    """infra.lint.lint_template, run once per distinct template in a test run: the apps share most stacks, the summary
+    tests lint the session's own, and cfn-lint takes about a second per template. The workers share the results."""
+
+    def lint(path: Path) -> list[LintFinding]:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
+        _, findings = once_per_run(
+            tmp_path_factory, f"lint-{digest}", lambda _: [asdict(finding) for finding in lint_template(path)]
+        )
+        return [LintFinding(**{**finding, "template": path.name}) for finding in findings]
+
+    return lint
 
 
 @pytest.fixture(scope="session")

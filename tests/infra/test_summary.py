@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from infra import summary
 from infra.serving.stack import NO_MODEL_PACKAGE
 from infra.summary import app, serving_by_stage
+
+
+@pytest.fixture(autouse=True)
+def shared_lint(monkeypatch, lint_once) -> None:
+    """The summary lints through the test run's cache: each distinct template once (infra.lint as it is otherwise)."""
+    monkeypatch.setattr(summary, "lint_template", lint_once)
 
 
 @pytest.fixture

@@ -125,6 +125,19 @@ def shared_session() -> boto3.Session:
     return boto3.Session()
 
 
+@functools.cache
+def _shared_client(service_name: str, region_name: str | None) -> Any:
+    return shared_session().client(service_name, region_name=region_name)
+
+
+def shared_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
+    """boto3.client, one client per service for every fake registry: the commands under test make two or three each
+    (about 15 ms apiece), and moto answers a client whenever it was made. Other arguments get a client of their own."""
+    if args or set(kwargs) - {"region_name"}:
+        return shared_session().client(service_name, *args, **kwargs)
+    return _shared_client(service_name, kwargs.get("region_name"))
+
+
 @contextmanager
 def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
     """moto with the artifacts bucket and an empty model package group per stage, for clients made anywhere."""
@@ -136,6 +149,7 @@ def fake_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeRegistry]:
     with mock_aws():
         # moto drops boto3's default session on start; a shared one keeps the loaded service models (seconds).
         monkeypatch.setattr(boto3, "DEFAULT_SESSION", shared_session())
+        monkeypatch.setattr(boto3, "client", shared_client)
         sagemaker = boto3.client("sagemaker", region_name=REGION)
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})

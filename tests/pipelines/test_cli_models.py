@@ -381,12 +381,13 @@ def test_resolve_addresses_a_staging_registry_of_named_account_by_its_arn(aws, m
         listed.append(params["ModelPackageGroupName"])
 
     event = "provide-client-params.sagemaker.ListModelPackages"
-    boto3.DEFAULT_SESSION.events.register(event, record)
+    events = boto3.client("sagemaker").meta.events  # the client the command gets (tests.pipelines.registry_fakes)
+    events.register(event, record)
     try:
         assert succeeded(mlops("models", "resolve", "--stage", "staging")) == f"{latest}\n"
         assert succeeded(mlops("models", "resolve", "--stage", "staging", "--version", "1")) == f"{latest}\n"
     finally:
-        boto3.DEFAULT_SESSION.events.unregister(event, record)
+        events.unregister(event, record)
     assert set(listed) == {f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/{STAGING}"}
 
 
@@ -651,13 +652,14 @@ def endpoint(aws):
     def record(params, **_):
         requests.append(dict(params))
 
-    # Registered on the session, so that the command's own client has it too.
+    # Registered on the client the command gets (tests.pipelines.registry_fakes).
     event = "provide-client-params.sagemaker-runtime.InvokeEndpoint"
-    boto3.DEFAULT_SESSION.events.register(event, record)
+    events = boto3.client("sagemaker-runtime").meta.events
+    events.register(event, record)
     yield SimpleNamespace(
         answer=lambda body: backend.results_queue.append((body, "text/csv", "AllTraffic", "")), requests=requests
     )
-    boto3.DEFAULT_SESSION.events.unregister(event, record)
+    events.unregister(event, record)
 
 
 def test_smoke_test_sends_a_row_of_zeros_and_passes_on_a_known_class(aws, manifests, endpoint):

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 from torch import manual_seed
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from tests.encodings import numbers_only
 from training_code.artifact import ModelArtifact
 from training_code.model import MLP, ModelConfig
@@ -93,12 +95,13 @@ def test_serve_refuses_a_directory_without_a_model_in_one_line(tmp_path):
     ],
 )
 def test_a_command_line_that_cannot_work_is_one_line_and_exit_2(model_dir, tmp_path, arguments, message):
+    """Refused by the command line itself, before anything starts: the CLI in this process, as the shell runs it."""
     missing = str(tmp_path / "nowhere")
     arguments = [argument.format(missing=missing) for argument in arguments]
-    server = mlops("serve", "--model-dir", str(model_dir), *arguments)
-    assert server.wait(timeout=60) == 2
-    assert server.stderr.read().startswith(message.format(missing=missing))
-    assert server.stdout.read() == ""
+    result = CliRunner().invoke(app, ["serve", "--model-dir", str(model_dir), *arguments])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message.format(missing=missing))
+    assert result.stdout == ""
 
 
 def test_a_taken_port_is_refused_in_one_line_before_the_model_is_loaded(model_dir):

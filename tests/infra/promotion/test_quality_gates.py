@@ -7,7 +7,6 @@ import pytest
 
 from infra.assembly import DELIVERY_CONSTRUCT_ID
 from infra.cloud_assembly import security_findings
-from infra.lint import lint_template
 from infra.security import MINIMUM_REASON_LENGTH
 from tests.conftest import DELIVERY_REGION, MODEL_PACKAGES, PIPELINE_ACCOUNT, PROD_ACCOUNT
 from tests.infra.grants import wildcard_action_grants
@@ -35,11 +34,11 @@ def test_no_unacknowledged_cdk_nag_findings(delivery_app):
     assert security_findings(delivery_app.assembly_dir) == []
 
 
-def test_cfn_lint_reports_no_error_on_any_template(delivery_app):
+def test_cfn_lint_reports_no_error_on_any_template(delivery_app, lint_once):
     errors = [
         f"{name}: {finding}"
         for name, stack in delivery_app.stacks.items()
-        for finding in lint_template(stack.template_path)
+        for finding in lint_once(stack.template_path)
         if finding.severity == "error"
     ]
     assert errors == []

@@ -6,14 +6,22 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
+from infra import summary
 from infra.summary import app, delivery_summary, serving_by_stage
 
 PIPELINE_LINE = (
     "pipeline mlopskit-delivery from CodeCommit mlopskit@main: Source → Build → UpdatePipeline → Assets → "
     "staging (then SmokeTest) → prod (after PromoteToProd approval)"
 )
+
+
+@pytest.fixture(autouse=True)
+def shared_lint(monkeypatch, lint_once) -> None:
+    """The summary lints through the test run's cache: each distinct template once (infra.lint as it is otherwise)."""
+    monkeypatch.setattr(summary, "lint_template", lint_once)
 
 
 def test_the_delivery_line_names_pipeline_source_and_stage_order(delivery_app):

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import boto3
 import pytest
+from typer.testing import CliRunner
 
+from pipelines.cli import app
 from pipelines.local.aws import EmbeddedAwsError, _locked, embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
 
@@ -133,18 +135,24 @@ def local_command(local_dir, *arguments: str, timeout: float = 60) -> subprocess
     )
 
 
+def refused_before_any_state(local_dir, *arguments: str) -> subprocess.CompletedProcess:
+    """A command that stops before it reads or writes the embedded AWS's state: the CLI in this process."""
+    result = CliRunner().invoke(app, list(arguments), env={LOCAL_DIR_VARIABLE: str(local_dir)})
+    return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout, result.stderr)
+
+
 def test_a_taken_port_is_refused_at_once_instead_of_waiting_for_it(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        completed = local_command(tmp_path, "local", "aws", "--port", str(port))
+        completed = refused_before_any_state(tmp_path, "local", "aws", "--port", str(port))
     assert completed.returncode == 1
     assert completed.stderr.strip() == f"error: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
 def test_local_aws_under_local_is_refused_instead_of_waiting_on_its_own_lock(tmp_path):
-    completed = local_command(tmp_path, "--local", "local", "aws", "--port", "0")
+    completed = refused_before_any_state(tmp_path, "--local", "local", "aws", "--port", "0")
     assert completed.returncode == 1
     assert "`local aws` starts the embedded AWS itself; drop --local" in completed.stderr
 
@@ -188,7 +196,7 @@ def test_a_state_file_of_another_shape_is_named_with_what_to_do(tmp_path, state)
 
 def test_a_local_directory_that_is_a_file_is_named(tmp_path):
     (tmp_path / "local").write_text("")
-    completed = local_command(tmp_path / "local", "--local", "models", "list", "--stage", "dev")
+    completed = refused_before_any_state(tmp_path / "local", "--local", "models", "list", "--stage", "dev")
     assert completed.returncode == 1
     assert completed.stderr.strip().startswith(f"error: cannot use {tmp_path / 'local'} for the embedded AWS state")
 

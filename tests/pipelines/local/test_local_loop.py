@@ -17,8 +17,10 @@ from pathlib import Path
 
 import boto3
 import pytest
+from typer.testing import CliRunner, Result
 
 from pipelines import spec
+from pipelines.cli import app
 from pipelines.local.aws import embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
 from pipelines.local.walkthrough import EXAMPLE_FILE, EXAMPLE_REQUEST
@@ -38,6 +40,11 @@ def mlops(local_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
         timeout=400,
         check=False,
     )
+
+
+def mlops_here(local_dir: Path, *arguments: str) -> Result:
+    """The same command in this process: for the commands that read what a run left behind."""
+    return CliRunner().invoke(app, list(arguments), env={LOCAL_DIR_VARIABLE: str(local_dir)})
 
 
 def only_run(local_dir: Path) -> dict:
@@ -183,11 +190,11 @@ def post_when_ready(port: int, body: bytes, timeout: float = 60) -> bytes:
 
 def test_the_operator_commands_work_afterwards_against_the_kept_state(loop):
     local_dir, _ = loop
-    listed = mlops(local_dir, "--local", "models", "list", "--stage", "dev", "--json")
-    assert listed.returncode == 0, listed.stderr
+    listed = mlops_here(local_dir, "--local", "models", "list", "--stage", "dev", "--json")
+    assert listed.exit_code == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
     assert (row["version"], row["status"]) == (1, "Approved")
-    resolved = mlops(local_dir, "--local", "models", "resolve", "--stage", "dev")
+    resolved = mlops_here(local_dir, "--local", "models", "resolve", "--stage", "dev")
     assert resolved.stdout.strip() == only_run(local_dir)["model_package_arn"]
 
 
@@ -206,5 +213,5 @@ def test_a_failing_step_stops_the_run_with_its_reason_and_registers_nothing(tmp_
     record = only_run(local_dir)
     assert record["status"] == "Failed" and record["failure"]["step"] == "Preprocess"
     assert [step["name"] for step in record["steps"]] == []
-    listed = mlops(local_dir, "--local", "models", "list", "--stage", "dev")
+    listed = mlops_here(local_dir, "--local", "models", "list", "--stage", "dev")
     assert "has no versions yet" in listed.stdout

@@ -19,6 +19,7 @@ import pytest
 
 from tests.training_code.conftest import PROJECT_ROOT
 from tests.training_code.serving.conftest import (
+    SERVING_VARIABLES,
     Response,
     ServerProcess,
     SplitRows,
@@ -47,9 +48,11 @@ from training_code.contract import (
     NPZ,
     PING_PATH,
     PORT_VARIABLE,
+    SERVE_COMMAND,
     SERVING_WEIGHTS_FILE,
     WORKERS_VARIABLE,
 )
+from training_code.serving.__main__ import main as serving_main
 
 MEGABYTE = 1024 * 1024
 # Probabilities travel rounded to 6 decimals; the numpy forward pass agrees with torch to about 1e-7.
@@ -577,7 +580,9 @@ def test_a_request_in_flight_at_sigterm_is_answered(trained_model: TrainedModel,
         assert server.process.wait(10) == 0
 
 
-# Startup errors: one line on stderr and a non-zero exit, before the port is taken.
+# Startup errors: one line on stderr and a non-zero exit, before the port is taken. The process's own exit is tested
+# with a subprocess for the cases main() cannot see (a bad port variable, the default model directory); each bad input
+# goes through main() in this process, as the entry point's argv and environment.
 
 
 def run_server_command(*arguments: str, environment: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -594,6 +599,26 @@ def run_server_command(*arguments: str, environment: dict[str, str] | None = Non
             text=True,
             timeout=60,
         )
+
+
+def run_server_main(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *arguments: str,
+    environment: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """main() as `python -m training_code.serving serve` runs it, with the port taken as in run_server_command."""
+    for variable in SERVING_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in (environment or {}).items():
+        monkeypatch.setenv(variable, value)
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", port))
+        taken.listen()
+        returncode = serving_main([SERVE_COMMAND, *arguments, "--port", str(port)])
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(["main"], returncode, captured.out, captured.err)
 
 
 def check_one_line_error(result: subprocess.CompletedProcess, *named: str) -> None:
@@ -640,10 +665,10 @@ def broken_model_dirs(trained_model: TrainedModel, root: Path) -> dict[str, tupl
     "case", ["does-not-exist", "empty", "without-weights", "bad-metadata", "bad-archive", "truncated-archive"]
 )
 def test_a_bad_model_dir_is_a_one_line_error_before_listening(
-    trained_model: TrainedModel, tmp_path: Path, case: str
+    trained_model: TrainedModel, tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     model_dir, named = broken_model_dirs(trained_model, tmp_path)[case]
-    check_one_line_error(run_server_command("--model-dir", str(model_dir)), *named)
+    check_one_line_error(run_server_main(monkeypatch, capsys, "--model-dir", str(model_dir)), *named)
 
 
 @pytest.mark.skipif(DEFAULT_MODEL_DIR.exists(), reason="this machine has a model in SageMaker's default directory")
@@ -665,9 +690,10 @@ def test_without_model_dir_the_default_is_read_and_named() -> None:
     ],
 )
 def test_a_bad_variable_is_a_one_line_error_before_listening(
-    trained_model: TrainedModel, variable: str, value: str, named: str
+    trained_model: TrainedModel, variable: str, value: str, named: str, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    result = run_server_command("--model-dir", str(trained_model.model_dir), environment={variable: value})
+    model_dir = str(trained_model.model_dir)
+    result = run_server_main(monkeypatch, capsys, "--model-dir", model_dir, environment={variable: value})
     check_one_line_error(result, named)
 
 
