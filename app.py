@@ -4,10 +4,11 @@
 import sys
 
 from infra.node_runtime import silence_end_of_life_banner
-from pipelines.sdk import quiet_sdk
+from pipelines.sdk import collect_less_often, quiet_sdk
 
 # `npx cdk synth` runs this file directly, without the Makefile's environment: before aws_cdk starts Node, and before
 # the stacks import the SageMaker SDK, which announces itself as it is imported.
+collect_less_often()
 silence_end_of_life_banner()
 quiet_sdk()
 

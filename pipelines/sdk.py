@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import logging
 import os
@@ -29,6 +30,18 @@ SUPPRESS_V2_WARNING_VARIABLE = "SAGEMAKER_SUPPRESS_V2_WARNING"
 # (images and the job's region come from the builder's targets).
 SDK_REGION = "us-east-1"
 SDK_CONFIG = {"SchemaVersion": "1.0", "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}}}
+
+
+# Importing the SDK (or torch and scikit-learn) creates about a million objects that live as long as the process: at the
+# default thresholds the collector walks them again every few thousand allocations, 15% of the CPU time of the import
+# (measured: the SDK 2.36 s against 2.01 s, torch and scikit-learn 3.15 s against 2.74 s). A process that imports them
+# once and keeps them collects with young generations this large instead.
+COLLECTION_THRESHOLDS = (50_000, 50, 50)
+
+
+def collect_less_often() -> None:
+    """The entry points' first call, before they import the SDK, aws_cdk or torch."""
+    gc.set_threshold(*COLLECTION_THRESHOLDS)
 
 
 def quiet_sdk() -> None:

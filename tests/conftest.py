@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import os
 
 from infra.node_runtime import silence_end_of_life_banner
+from pipelines.sdk import collect_less_often
 
 silence_end_of_life_banner()
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
@@ -16,8 +16,8 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
 # A test process holds one to two million objects (imported libraries, synthesized templates, botocore models): at the
 # default thresholds the collector walks them all again every few seconds, 54 s of the 365 s of CPU time a serial run
-# took (measured); with young generations this large, 2 to 5 s.
-gc.set_threshold(50_000, 50, 50)
+# took (measured); with young generations as large as the entry points use, 2 to 5 s.
+collect_less_often()
 
 import fcntl  # noqa: E402
 import hashlib  # noqa: E402

@@ -16,7 +16,7 @@ from pipelines.cli import local, models, pipeline, promotion, serve, smoke_test
 from pipelines.cli.common import OneLineUsageErrors
 from pipelines.local.aws import EmbeddedAwsError, embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
-from pipelines.sdk import quiet_sdk
+from pipelines.sdk import collect_less_often, quiet_sdk
 
 # One module per command group; the root adds them, and the commands of its own, in the order `mlops --help` lists.
 app = typer.Typer(cls=OneLineUsageErrors, no_args_is_help=True, add_completion=False, help=__doc__)
@@ -52,6 +52,7 @@ def use_embedded_aws(
 def main() -> None:
     # The console script's start: before `pipeline definition` imports aws_cdk and jsii starts Node, and before it or
     # a local run imports the SageMaker SDK, which announces itself as it is imported.
+    collect_less_often()
     silence_end_of_life_banner()
     quiet_sdk()
     app()

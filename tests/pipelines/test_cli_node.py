@@ -1,17 +1,23 @@
-"""No Node end-of-life banner from jsii where this project starts aws_cdk itself: app.py (what `npx cdk synth` runs)
-and `mlops`, also when they are started directly instead of through the Makefile."""
+"""How this project's entry points start, also when started directly instead of through the Makefile: no Node
+end-of-life banner from jsii where they start aws_cdk themselves (app.py, what `npx cdk synth` runs, and `mlops`), and
+the collector's thresholds raised before they import the libraries that allocate most."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import Mock
 
 import pytest
 
 from infra.node_runtime import DEPRECATED_VARIABLE, END_OF_LIFE_VARIABLE, NODE_VARIABLE, silence_end_of_life_banner
+from pipelines.cli import main
+from pipelines.sdk import COLLECTION_THRESHOLDS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # In both of jsii's banners: "Node N is end-of-life ..." and "Node N has reached end-of-life on ...".
@@ -72,3 +78,16 @@ def test_the_cdk_app_and_mlops_print_no_end_of_life_banner_when_started_directly
     for returncode, _, stderr in outcomes[1:]:
         assert returncode == 0 and BANNER not in stderr, stderr
     assert json.loads(outcomes[2][1])["Steps"]
+
+
+@pytest.mark.parametrize("entry_point", ["mlops", "app.py"])
+def test_the_entry_points_collect_less_often_before_they_import_the_sdk(monkeypatch, entry_point):
+    """Set at the start of `mlops` and of app.py (what `npx cdk synth` runs), as the tests' own processes set it."""
+    monkeypatch.setattr(gc, "set_threshold", recorded := Mock(wraps=gc.set_threshold))
+    if entry_point == "mlops":
+        monkeypatch.setattr(sys, "argv", ["mlops", "--help"])
+        with pytest.raises(SystemExit):
+            main()
+    else:
+        runpy.run_path(str(PROJECT_ROOT / "app.py"), run_name="app")  # its top, up to main()
+    recorded.assert_called_once_with(*COLLECTION_THRESHOLDS)
