@@ -30,6 +30,9 @@ PROCESSING_FAILURE_FILE = CONTAINER_ROOT / "output" / "message"
 FAILURE_REASON_LIMIT = 1024
 
 DEFAULT_LABEL_COLUMN = "label"
+# The distance between a feature's baseline and served distributions (0 to 1) beyond which monitoring reports drift,
+# unless the stage's pipeline.drift_threshold says otherwise.
+DEFAULT_DRIFT_THRESHOLD = 0.1
 # The preprocessing outputs, in this order; the first two are the training job's channels.
 SPLITS = (TRAIN_CHANNEL, VALIDATION_CHANNEL, "test")
 ENCODING_FILE = "encoding.json"

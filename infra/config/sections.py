@@ -38,6 +38,7 @@ from infra.config.fields import (
 from infra.config.stages import StageName, serving_source_stage
 from infra.layout import DataPrefix
 from infra.manifest import MODEL_PACKAGE_ARN
+from training_code.contract import DEFAULT_DRIFT_THRESHOLD
 
 
 class Section(BaseModel):
@@ -241,9 +242,8 @@ class PipelineSettings(Section):
     # Above 0 for the stage; the AccuracyThreshold parameter of an execution may be 0.
     accuracy_threshold: float = Field(default=0.9, gt=ACCURACY_THRESHOLD.minimum, le=ACCURACY_THRESHOLD.maximum)
     enable_step_caching: bool = False
-    # The distance between a feature's baseline and served distributions (0 to 1) beyond which monitoring reports
-    # drift; written into the data-quality constraints each version is registered with.
-    drift_threshold: float = Field(default=0.1, gt=0, lt=1)
+    # Written into the data-quality constraints each version is registered with.
+    drift_threshold: float = Field(default=DEFAULT_DRIFT_THRESHOLD, gt=0, lt=1)
     schedule: Schedule | None = None
     network_isolation: bool = False
     vpc: VpcSettings | None = None

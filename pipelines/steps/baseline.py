@@ -14,6 +14,7 @@ from pathlib import Path
 from pipelines.steps import data_quality
 from training_code.contract import (
     BASELINE_FEATURES_FILE,
+    DEFAULT_DRIFT_THRESHOLD,
     DEFAULT_LABEL_COLUMN,
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
@@ -39,7 +40,9 @@ def _run(argv: list[str]) -> None:
     parser.add_argument("--train-dir", type=Path, default=PROCESSING_ROOT / "train", help="the training split")
     parser.add_argument("--output-dir", type=Path, default=PROCESSING_ROOT / "baseline", help="where the files go")
     parser.add_argument("--label-column", default=DEFAULT_LABEL_COLUMN, help="the column that holds the classes")
-    parser.add_argument("--drift-threshold", type=float, default=0.1, help="the distance that counts as drift")
+    parser.add_argument(
+        "--drift-threshold", type=float, default=DEFAULT_DRIFT_THRESHOLD, help="the distance that counts as drift"
+    )
     parser.add_argument("--failure-file", type=Path, default=PROCESSING_FAILURE_FILE)
     arguments = parser.parse_args(argv)
     statistics = baseline(arguments.train_dir, arguments.output_dir, arguments.label_column, arguments.drift_threshold)

@@ -43,6 +43,7 @@ import numpy as np
 
 from training_code.contract import (
     CONSTRAINTS_FILE,
+    DEFAULT_DRIFT_THRESHOLD,
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
     STATISTICS_FILE,
@@ -66,7 +67,6 @@ CATEGORICAL_VALUES_CHECK = "categorical_values_check"
 HISTOGRAM_BUCKETS = 10
 SKETCH_SIZE = 2048
 SKETCH_PARAMETERS = {"c": 0.64, "k": float(SKETCH_SIZE)}
-DEFAULT_COMPARISON_THRESHOLD = 0.1
 # A text column gets a domain when at most this share of its distinct values occur once (Deequ's rule).
 MAX_SINGLETON_SHARE = 0.1
 # A two-sided 95% interval: the completeness check allows this many standard errors of sampling noise.
@@ -89,7 +89,7 @@ def statistics(rows: list[list[str]], names: list[str]) -> dict:
     }
 
 
-def constraints(stats: dict, comparison_threshold: float = DEFAULT_COMPARISON_THRESHOLD) -> dict:
+def constraints(stats: dict, comparison_threshold: float = DEFAULT_DRIFT_THRESHOLD) -> dict:
     """constraints.json suggested by a baseline's statistics; `comparison_threshold` bounds numeric drift."""
     if not 0 <= comparison_threshold <= 1:
         raise ValueError(f"comparison threshold {comparison_threshold} must be in [0, 1], as the distances are")
@@ -318,7 +318,7 @@ def _monitoring_config(comparison_threshold: float) -> dict:
 
 def _effective_monitoring_config(baseline_constraints: dict) -> dict:
     """The baseline's monitoring_config over the defaults, so that a hand-written one may leave settings out."""
-    defaults = _monitoring_config(DEFAULT_COMPARISON_THRESHOLD)
+    defaults = _monitoring_config(DEFAULT_DRIFT_THRESHOLD)
     given = baseline_constraints.get("monitoring_config", {})
     distribution = {**defaults["distribution_constraints"], **given.get("distribution_constraints", {})}
     return {**defaults, **given, "distribution_constraints": distribution}
@@ -561,7 +561,7 @@ def _run(argv: list[str]) -> None:
     common.add_argument("--failure-file", type=Path, default=PROCESSING_FAILURE_FILE)
     commands = parser.add_subparsers(dest="command", required=True)
     baseline_command = commands.add_parser("baseline", parents=[common], help="statistics and constraints")
-    baseline_command.add_argument("--comparison-threshold", type=float, default=DEFAULT_COMPARISON_THRESHOLD)
+    baseline_command.add_argument("--comparison-threshold", type=float, default=DEFAULT_DRIFT_THRESHOLD)
     analyze_command = commands.add_parser("analyze", parents=[common], help="statistics and violations")
     analyze_command.add_argument("--baseline", type=Path, default=PROCESSING_ROOT / "baseline")
     arguments = parser.parse_args(argv)
