@@ -2,26 +2,11 @@
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
 
-
-def _leave_without_teardown() -> None:
-    """A pytest-xdist worker, once it has reported its last test and every other exit handler has run: free no
-    objects one by one. Freeing a worker's two million objects kept the run waiting 5 s after its last test (measured).
-    The run's exit status is the controller's, which exits as usual."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
-
-
-# Registered first, so it runs last.
-if "PYTEST_XDIST_WORKER" in os.environ:
-    atexit.register(_leave_without_teardown)
-
-from infra.node_runtime import silence_end_of_life_banner  # noqa: E402
-from pipelines.sdk import collect_less_often  # noqa: E402
+from infra.node_runtime import silence_end_of_life_banner
+from pipelines.sdk import collect_less_often
 
 silence_end_of_life_banner()
 os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
@@ -30,6 +15,12 @@ os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
 # time of the work itself where each process does so. Set before anything imports them.
 for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(variable, "1")
+# CDK's built-in template validation starts a WebAssembly engine in each Node process (2.6 s) and takes 1.6 s per app
+# synth (measured); its findings are warnings, and the gates here are cfn-lint and cdk-nag. It is off for the synths in
+# test processes and stays on where the tests run app.py as the CLI does (the second synth, as on a deploy machine),
+# which checks that it reports nothing.
+CDK_VALIDATION_VARIABLE = "CDK_VALIDATION"
+os.environ.setdefault(CDK_VALIDATION_VARIABLE, "false")
 # A test process holds one to two million objects (imported libraries, synthesized templates, botocore models): at the
 # default thresholds the collector walks them all again every few seconds, 54 s of the 365 s of CPU time a serial run
 # took (measured); with young generations as large as the entry points use, 2 to 5 s.
@@ -55,6 +46,20 @@ from infra.config import (  # noqa: E402
 from infra.lint import LintFinding, lint_template  # noqa: E402
 from tests.deploy_machine import run_on_a_deploy_machine  # noqa: E402
 from tests.offline import offline_without_credentials  # noqa: E402
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A pytest-xdist worker leaves as soon as it has reported the end of its session, which is all the controller
+    waits for: no collection of its two million objects (1 to 3 s at the end of a run, measured, while the other core
+    idles), no freeing them one by one, no exit handlers. A finding the worker would make later (an unraisable
+    exception at its final collection) could not reach the controller anyway. The run's exit status is the
+    controller's."""
+    if hasattr(config, "workerinput"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
 
 # Skips asset bundling: templates and asset hashes stay the same, and tests need no Docker.
 NO_BUNDLING = {"aws:cdk:bundling-stacks": []}
@@ -210,10 +215,15 @@ def synthesized_on_a_deploy_machine(
 ) -> DeployMachineSynth:
     """The session's app synthesized again as `npx cdk synth` runs app.py on a deploy machine: in a process of its own
     that can import only what requirements.txt installs, with another hash seed (so that set ordering cannot hide),
-    and without what this test process set to quiet the SageMaker SDK (app.py does that)."""
+    with CDK's built-in template validation on, and without what this test process set to quiet the SageMaker SDK
+    (app.py does that)."""
 
     def build(outdir: Path) -> dict[str, Any]:
-        shell = {name: value for name, value in os.environ.items() if name != "SAGEMAKER_SUPPRESS_V2_WARNING"}
+        shell = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in ("SAGEMAKER_SUPPRESS_V2_WARNING", CDK_VALIDATION_VARIABLE)
+        }
         context = json.dumps({**cdk_context, **NO_BUNDLING})
         environment = {**shell, "CDK_CONTEXT_JSON": context, "CDK_OUTDIR": str(outdir), "PYTHONHASHSEED": "12345"}
         result = run_on_a_deploy_machine(DEPLOY_MACHINE_SYNTH, environment)

@@ -112,9 +112,11 @@ def test_lint_gate_catches_a_broken_template(synthesized_app, tmp_path):
 def test_a_second_synth_in_another_process_writes_byte_identical_templates(
     synthesized_app, synthesized_on_a_deploy_machine
 ):
-    """The second synth runs app.py as the CDK CLI does, with another hash seed, so set ordering cannot hide."""
+    """The second synth runs app.py as the CDK CLI does, with another hash seed, so set ordering cannot hide, and
+    with CDK's built-in template validation on: it reports nothing either, not even a warning."""
     second_synth = synthesized_on_a_deploy_machine
     assert second_synth.returncode == 0, second_synth.output
+    assert security_findings(second_synth.assembly_dir) == []
     # Synth adds no noise of its own to a deploy's output: no SDK banner or log line, no deprecated CDK API.
     noise = [line for line in second_synth.stderr.splitlines() if "sagemaker" in line.lower() or "deprecated" in line]
     assert noise == []

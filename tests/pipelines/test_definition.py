@@ -348,6 +348,25 @@ def test_sdk_workarounds_are_tied_to_the_pinned_sdk():
     assert sagemaker.utils.validate_sagemaker_config.__name__ == "validate_once"
 
 
+def test_the_sessions_config_is_one_the_pinned_sdk_accepts_so_building_need_not_validate_it(stage_configs, monkeypatch):
+    """The SDK validates its config against the whole schema as each session starts and on each lookup (0.2 s each);
+    the builder's sessions skip that for their constant config, which is validated here instead."""
+    import jsonschema
+    import sagemaker.config
+
+    from pipelines.sdk import SDK_CONFIG
+
+    sagemaker.config.validate_sagemaker_config(SDK_CONFIG)
+    with pytest.raises(jsonschema.ValidationError):
+        sagemaker.config.validate_sagemaker_config({**SDK_CONFIG, "SchemaVersion": "0.9"})
+    validations = []
+    validate = jsonschema.validate
+    monkeypatch.setattr(jsonschema, "validate", lambda *args, **kwargs: validations.append(validate(*args, **kwargs)))
+    for config in stage_configs.values():
+        pipeline_definition(config, TARGETS)
+    assert validations == []
+
+
 def test_importing_the_builder_patches_and_silences_nothing_until_it_builds():
     """The SDK is set up by the session factory that the builder calls, not as a side effect of an import."""
     from infra.config import PROJECT_ROOT
