@@ -54,11 +54,27 @@ def registries(spec: ImageSpec) -> dict[str, str]:
     return config[spec.scope]["versions"][spec.version]["registries"]
 
 
+MODEL_MONITOR_REPOSITORY = "sagemaker-model-monitor-analyzer"
+
+
+@cache
+def model_monitor_registries() -> dict[str, str]:
+    """{region: account} of Model Monitor's analyzer image (one untagged image per region, unlike the frameworks)."""
+    config = json.loads((_image_config_dir() / "model-monitor.json").read_text())
+    return config["versions"][""]["registries"]
+
+
 @cache
 def supported_regions() -> tuple[str, ...]:
     """The commercial regions that have every framework image, sorted."""
     regions = set.intersection(*(set(registries(spec)) for spec in IMAGE_SPECS.values()))
     return tuple(sorted(region for region in regions if not region.startswith(_OTHER_PARTITIONS)))
+
+
+@cache
+def monitoring_regions() -> tuple[str, ...]:
+    """The supported regions where Model Monitor's analyzer runs (not every one of them: its table lags)."""
+    return tuple(region for region in supported_regions() if region in model_monitor_registries())
 
 
 def images_described() -> str:

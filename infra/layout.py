@@ -19,6 +19,14 @@ class ArtifactPrefix(StrEnum):
     ASYNC_INFERENCE = "async-inference/"
     DATA_CAPTURE = "data-capture/"
     BATCH_TRANSFORM = "batch-transform/"
+    # The reports of the data-quality monitoring of captured requests, one folder per monitoring execution.
+    MONITORING = "monitoring/"
+
+
+# A pipeline run's data-quality baseline (statistics, constraints, the feature of each column) lies in this folder of
+# its run: pipeline-runs/<pipeline>/<execution>/baseline/. Monitoring compares captured requests with it.
+BASELINE_DIR = "baseline"
+BASELINE_OBJECTS = f"{ArtifactPrefix.PIPELINE_RUNS}*/{BASELINE_DIR}/*"
 
 
 # What the training pipeline's jobs read and write; serving has a role of its own for the rest.

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 MANIFEST_DIR = Path(__file__).resolve().parent / "deployments"
 MANIFEST_FORMAT_VERSION = 1
@@ -21,8 +21,34 @@ MODEL_PACKAGE_ARN = re.compile(
 )
 
 
+S3_FOLDER = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/(\S+/)?$")
+
+
 class ManifestError(ValueError):
     pass
+
+
+@dataclass(frozen=True)
+class DriftBaseline:
+    """The served version's data-quality baseline as its pipeline run wrote it: the S3 folder holding statistics.json
+    and constraints.json, and the feature that each column of a captured request is (`_c0` is features[0])."""
+
+    uri: str
+    features: tuple[str, ...]
+
+    def document(self) -> dict[str, Any]:
+        return {"uri": self.uri, "features": list(self.features)}
+
+    @classmethod
+    def from_document(cls, document: Any) -> DriftBaseline:
+        if not isinstance(document, dict) or set(document) != {"uri", "features"}:
+            raise ManifestError("baseline must be an object of uri and features")
+        uri, features = document["uri"], document["features"]
+        if not isinstance(uri, str) or not S3_FOLDER.match(uri):
+            raise ManifestError(f"baseline uri {uri!r} is not an S3 folder (s3://bucket/prefix/)")
+        if not isinstance(features, list) or not features or not all(isinstance(f, str) and f for f in features):
+            raise ManifestError("baseline features must be a non-empty list of feature names")
+        return cls(uri, tuple(features))
 
 
 @dataclass(frozen=True)
@@ -34,6 +60,8 @@ class Deployment:
     reason: str = ""
     # Why a promotion went ahead although it skipped a check (`mlops promote --force`); empty when it did not.
     forced: str = ""
+    # What monitoring compares the version's traffic with; None for a version registered without one.
+    baseline: DriftBaseline | None = None
 
     @property
     def version(self) -> int:
@@ -43,9 +71,14 @@ class Deployment:
     def group(self) -> str:
         return _arn_match(self.model_package_arn)["group"]
 
-    def document(self) -> dict[str, str]:
-        # `forced` only where it was: older manifests, and most entries, have none.
-        return {name: value for name, value in asdict(self).items() if name != "forced" or value}
+    def document(self) -> dict[str, Any]:
+        # `forced` and `baseline` only where they were: older manifests, and many entries, have neither.
+        document: dict[str, Any] = {
+            name: getattr(self, name) for name in TEXT_FIELDS if name != "forced" or self.forced
+        }
+        if self.baseline is not None:
+            document["baseline"] = self.baseline.document()
+        return document
 
 
 @dataclass(frozen=True)
@@ -122,9 +155,9 @@ def load(stage: str, directory: Path | None = None) -> Manifest:
             raise ManifestError(f"it names stage {document.get('stage')!r}")
         if not isinstance(document["history"], list):
             raise ManifestError("history is not a list")
-        history = tuple(Deployment(**entry) for entry in document["history"])
+        history = tuple(_deployment(entry) for entry in document["history"])
         for deployment in history:
-            not_text = [name for name, value in asdict(deployment).items() if not isinstance(value, str)]
+            not_text = [name for name in TEXT_FIELDS if not isinstance(getattr(deployment, name), str)]
             if not_text:
                 raise ManifestError(f"{', '.join(not_text)} of a deployment must be text")
             _arn_match(deployment.model_package_arn)
@@ -133,6 +166,12 @@ def load(stage: str, directory: Path | None = None) -> Manifest:
     except (ValueError, KeyError, TypeError) as error:
         raise ManifestError(f"{path}: {error}") from None
     return Manifest(stage, history)
+
+
+def _deployment(entry: Any) -> Deployment:
+    if not isinstance(entry, dict) or entry.get("baseline") is None:
+        return Deployment(**entry)
+    return Deployment(**{**entry, "baseline": DriftBaseline.from_document(entry["baseline"])})
 
 
 def save(manifest: Manifest, directory: Path | None = None) -> Path:
@@ -145,3 +184,6 @@ def save(manifest: Manifest, directory: Path | None = None) -> Path:
 def deployed_model_package_arn(stage: str, directory: Path | None = None) -> str | None:
     current = load(stage, directory).current
     return current.model_package_arn if current else None
+
+
+TEXT_FIELDS = tuple(f.name for f in fields(Deployment) if f.name != "baseline")

@@ -53,7 +53,15 @@ def serving_role_name(config: StageConfig) -> str:
 
 
 def pipeline_name(config: StageConfig) -> str:
-    return f"{config.resource_prefix}-training"
+    return pipeline_name_of(config.resource_prefix)
+
+
+def pipeline_name_of(resource_prefix: str) -> str:
+    return f"{resource_prefix}-training"
+
+
+def data_quality_schedule_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-data-quality"
 
 
 # Every endpoint has one production variant; scaling targets and metrics address it by this name.

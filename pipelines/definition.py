@@ -41,7 +41,7 @@ from sagemaker.workflow.steps import CacheConfig, ProcessingStep, Step, TuningSt
 from infra import naming
 from infra.config import StageConfig
 from infra.instance_types import supports_volume_kms_key
-from infra.layout import ArtifactPrefix
+from infra.layout import BASELINE_DIR, ArtifactPrefix
 from pipelines import spec
 from pipelines.bundle import TRAINING_ENTRY_POINT
 from pipelines.sdk import offline_build, pipeline_session
@@ -416,7 +416,7 @@ class _StepBuilder:
                 ProcessingOutput(
                     output_name=spec.BASELINE_OUTPUT,
                     source=str(spec.BASELINE_OUTPUT_DIR),
-                    destination=self._run_location("baseline"),
+                    destination=self._run_location(BASELINE_DIR),
                 )
             ],
             arguments=[

@@ -22,9 +22,15 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from infra.manifest import MODEL_PACKAGE_ARN
+from infra.manifest import MODEL_PACKAGE_ARN, DriftBaseline
 from pipelines.spec import ApprovalStatus
-from training_code.contract import ACCURACY_JSON_PATH, MODEL_ARCHIVE, MODEL_METADATA_FILE, MULTICLASS_METRICS
+from training_code.contract import (
+    ACCURACY_JSON_PATH,
+    BASELINE_FEATURES_FILE,
+    MODEL_ARCHIVE,
+    MODEL_METADATA_FILE,
+    MULTICLASS_METRICS,
+)
 
 # boto3 clients are generated at runtime; no stubs are installed.
 Client = Any
@@ -142,6 +148,8 @@ class ModelVersion(VersionSummary):
     lineage: dict[str, str]
     containers: tuple[Container, ...]
     metrics_uri: str | None
+    # The data-quality statistics that monitoring compares the version's traffic with (its drift-check baseline).
+    baseline_statistics_uri: str | None = None
 
     @classmethod
     def from_api(cls, package: Mapping[str, Any]) -> ModelVersion:
@@ -156,6 +164,10 @@ class ModelVersion(VersionSummary):
             lineage=dict(package.get("MetadataProperties") or {}),
             containers=tuple(Container(c.get("Image", ""), c.get("ModelDataUrl")) for c in containers),
             metrics_uri=statistics.get("S3Uri"),
+            baseline_statistics_uri=package.get("DriftCheckBaselines", {})
+            .get("ModelDataQuality", {})
+            .get("Statistics", {})
+            .get("S3Uri"),
         )
 
     @property
@@ -342,6 +354,24 @@ class Registry:
         except ValueError:
             return MetricsReport(uri, problem=f"{uri} is not JSON")
         return parse_metrics(uri, report)
+
+    def drift_baseline(self, version: ModelVersion) -> DriftBaseline | None:
+        """The version's data-quality baseline (the folder its statistics lie in) and the feature of each captured
+        column, read from the baseline's features.json; None for a version registered without a baseline."""
+        uri = version.baseline_statistics_uri
+        if not uri:
+            return None
+        folder = uri.rsplit("/", 1)[0] + "/"
+        features_uri = folder + BASELINE_FEATURES_FILE
+        try:
+            bucket, key = split_s3_uri(features_uri)
+            columns = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            features = tuple(columns[f"_c{position}"] for position in range(len(columns)))
+            return DriftBaseline(folder, features)
+        except ClientError as error:
+            raise RegistryError(f"cannot read {features_uri}: {error.response['Error']['Code']}") from None
+        except (ValueError, KeyError, TypeError) as error:
+            raise RegistryError(f"{features_uri}: not the column-to-feature map of a baseline ({error})") from None
 
     def signature(self, version: ModelVersion) -> ModelSignature:
         """Feature names and classes from model.json inside the version's model.tar.gz (read as a stream)."""

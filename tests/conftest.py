@@ -75,6 +75,17 @@ SERVING_CONTEXT = {
     "staging.inference.serverless.max_provisioned_concurrency": "4",
     "staging.inference.batch_transform.schedule": "cron(0 4 ? * MON-FRI *)",
     "prod.inference.model_package_arn": f"{MODEL_PACKAGES}/mlopskit-staging-models/2",
+    # As the manifest records them with the versions (these stages have no manifest here: a first deploy).
+    "staging.inference.baseline": {
+        "uri": "s3://mlopskit-staging-artifacts-123456789012-eu-west-1/pipeline-runs/mlopskit-staging-training/"
+        "execution3/baseline/",
+        "features": ["age", "colour", "size", "city"],
+    },
+    "prod.inference.baseline": {
+        "uri": "s3://mlopskit-staging-artifacts-123456789012-eu-west-1/pipeline-runs/mlopskit-staging-training/"
+        "execution2/baseline/",
+        "features": ["age", "colour", "size", "city"],
+    },
 }
 
 

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BeforeValidator
 from infra.framework_images import images_described, supported_regions
 from infra.instance_types import InstanceUse, instance_type_problem
 from infra.layout import DataPrefix
-from infra.manifest import MODEL_PACKAGE_ARN
+from infra.manifest import MODEL_PACKAGE_ARN, S3_FOLDER
 from training_code.contract import LINE_CONTENT_TYPES, TRANSFORM_PAYLOAD_LIMIT_MB
 
 _LARGE_SIZES = ("xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge", "48xlarge")
@@ -189,6 +189,12 @@ def _s3_uri(value: str) -> str:
     return value
 
 
+def _s3_folder(value: str) -> str:
+    if not S3_FOLDER.match(value):
+        raise ValueError("expected an S3 folder such as s3://bucket/pipeline-runs/run/baseline/ (ending in /)")
+    return value
+
+
 def _comma_list(value: Any) -> Any:
     """`-c dev.pipeline.vpc.subnet_ids=subnet-1,subnet-2` arrives as one string."""
     return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
@@ -201,4 +207,5 @@ HostingInstanceTypes = Annotated[tuple[HostingInstanceType, ...], BeforeValidato
 TransformInstanceTypes = Annotated[tuple[TransformInstanceType, ...], BeforeValidator(_comma_list)]
 S3Uri = Annotated[str, AfterValidator(_s3_uri)]
 BatchInputPrefix = Annotated[str, AfterValidator(_batch_input_prefix)]
+S3Folder = Annotated[str, AfterValidator(_s3_folder)]
 LineContentType = Annotated[str, AfterValidator(_line_content_type)]

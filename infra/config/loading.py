@@ -83,19 +83,29 @@ def _served_version_from_manifest(stage: str, settings: dict[str, Any]) -> list[
     if not isinstance(inference, dict):
         return []
     try:
-        deployed = manifest.deployed_model_package_arn(stage)
+        current = manifest.load(stage).current
     except manifest.ManifestError as error:
         return [f"deployment manifest of {stage}: {error}"]
+    if current is None:
+        return []
+    deployed = current.model_package_arn
     named = inference.get("model_package_arn")
-    if deployed and named is not None and named != deployed:
-        return [
+    problems = []
+    if named is not None and named != deployed:
+        problems.append(
             f"{STAGES_CONTEXT_KEY}.{stage}.inference.model_package_arn: names {named}, but the manifest "
             f"{manifest.manifest_path(stage)} serves {deployed}; what a stage serves changes with "
             f"`mlops promote --to {stage}` (a reviewed commit), never with -c"
-        ]
-    if deployed:
-        inference["model_package_arn"] = deployed
-    return []
+        )
+    if "baseline" in inference:
+        problems.append(
+            f"{STAGES_CONTEXT_KEY}.{stage}.inference.baseline: the manifest {manifest.manifest_path(stage)} records "
+            "the served version's baseline with it; it is never set with -c"
+        )
+    # The rest of the config is checked against what the manifest says, whatever the context named.
+    inference["model_package_arn"] = deployed
+    inference["baseline"] = current.baseline.document() if current.baseline is not None else None
+    return problems
 
 
 def cross_stage_problems(every_stage: Mapping[str, StageConfig]) -> list[str]:
@@ -103,6 +113,20 @@ def cross_stage_problems(every_stage: Mapping[str, StageConfig]) -> list[str]:
     problems = []
     for config in every_stage.values():
         inference = config.inference
+        monitoring = config.monitoring
+        package_home = (inference.model_package_account, inference.model_package_region)
+        if (
+            monitoring.enabled
+            and monitoring.retrain_on_drift
+            and inference.model_package_arn
+            and (config.account, config.region) != (None, None)
+            and package_home != (config.account or package_home[0], config.region or package_home[1])
+        ):
+            problems.append(
+                f"{STAGES_CONTEXT_KEY}.{config.name}.monitoring.retrain_on_drift: the served versions come from "
+                f"account {package_home[0]} in {package_home[1]}, and a rule in {config.name} cannot start a "
+                "pipeline there; turn retraining on in the stage that trains them"
+            )
         source = every_stage.get(config.serving_source_stage)
         if source is None or source is config or inference.model_package_group != f"{source.resource_prefix}-models":
             continue
@@ -145,7 +169,7 @@ def with_overrides(
             target = target.setdefault(part, {})
             if not isinstance(target, dict):
                 raise StageConfigError(f"{location}{key}: '{part}' is a value, not a section")
-        target[leaf] = context[key]
+        target[leaf] = copy.deepcopy(context[key])  # an object value must not be changed by the next key
     return merged
 
 

@@ -26,6 +26,7 @@ from infra.config.fields import (
     ModelPackageArn,
     ProcessingInstanceType,
     ProjectName,
+    S3Folder,
     S3Uri,
     Schedule,
     SecurityGroupIds,
@@ -36,6 +37,7 @@ from infra.config.fields import (
     TransformInstanceTypes,
 )
 from infra.config.stages import StageName, serving_source_stage
+from infra.framework_images import monitoring_regions
 from infra.layout import DataPrefix
 from infra.manifest import MODEL_PACKAGE_ARN
 from training_code.contract import DEFAULT_DRIFT_THRESHOLD
@@ -199,9 +201,19 @@ class ServingAlarms(Section):
 MODE_NAMES = ("realtime", "serverless", "asynchronous", "batch_transform")
 
 
+class ServedBaseline(Section):
+    """The served version's data-quality baseline, which `mlops promote` records in the deployment manifest with the
+    version: the S3 folder of its statistics and constraints, and the feature each captured column is."""
+
+    uri: S3Folder
+    features: tuple[str, ...] = Field(min_length=1)
+
+
 class InferenceSettings(Section):
     # The approved model package version every mode serves; without one the stage has no serving stack.
     model_package_arn: ModelPackageArn | None = None
+    # Set from the manifest with the version (a context value only for a first deploy, as the version's ARN).
+    baseline: ServedBaseline | None = None
     realtime: RealtimeInference = RealtimeInference()
     serverless: ServerlessInference = ServerlessInference()
     asynchronous: AsyncInference = AsyncInference()
@@ -264,6 +276,21 @@ class PipelineSettings(Section):
         return self
 
 
+class MonitoringSettings(Section):
+    """Model Monitor's data-quality analysis of the real-time endpoint's captured requests against the served version's
+    baseline: an alarm per feature whose drift exceeds pipeline.drift_threshold, and, with retrain_on_drift, the
+    training pipeline of the stage the versions come from is started when a feature drifts beyond
+    retrain_drift_threshold."""
+
+    enabled: bool = False
+    schedule: Literal["hourly", "daily"] = "daily"
+    instance_type: ProcessingInstanceType = "ml.m5.xlarge"
+    # SageMaker caps a scheduled monitoring job at an hour.
+    max_runtime_seconds: int = Field(default=1800, ge=60, le=3600)
+    retrain_on_drift: bool = False
+    retrain_drift_threshold: float = Field(default=0.3, gt=0, lt=1)
+
+
 class StorageSettings(Section):
     checkpoint_expiration_days: int = Field(default=14, ge=1)
     noncurrent_version_expiration_days: int = Field(default=30, ge=1)
@@ -281,6 +308,7 @@ class StageConfig(Section):
     training: TrainingSettings = TrainingSettings()
     inference: InferenceSettings = InferenceSettings()
     pipeline: PipelineSettings = PipelineSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     storage: StorageSettings = StorageSettings()
     tags: Tags = {}
 
@@ -328,6 +356,34 @@ class StageConfig(Section):
             raise ValueError(
                 f"inference.model_package_arn is in {package_region} but the stage deploys to {self.region}; "
                 "SageMaker hosts a model package only in its own region"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _monitoring_has_traffic_in_its_region(self) -> StageConfig:
+        monitoring, inference = self.monitoring, self.inference
+        if not monitoring.enabled or not inference.model_package_arn:
+            return self
+        realtime = inference.realtime
+        if not realtime.enabled or not realtime.data_capture_percent:
+            raise ValueError(
+                "monitoring.enabled: monitoring analyzes the real-time endpoint's captured requests; enable "
+                "inference.realtime with inference.realtime.data_capture_percent above 0, or disable monitoring"
+            )
+        if self.region and self.region not in monitoring_regions():
+            raise ValueError(
+                f"monitoring.enabled: SageMaker Model Monitor's analyzer is not offered in {self.region}; it is in "
+                f"{', '.join(monitoring_regions())}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _retraining_only_beyond_the_alarm_threshold(self) -> StageConfig:
+        retrain, alarm = self.monitoring.retrain_drift_threshold, self.pipeline.drift_threshold
+        if self.monitoring.retrain_on_drift and retrain < alarm:
+            raise ValueError(
+                f"monitoring.retrain_drift_threshold ({retrain}) must be at least pipeline.drift_threshold ({alarm}), "
+                "the drift that raises the feature's alarm"
             )
         return self
 

@@ -14,7 +14,7 @@ from infra import naming
 from infra.config import StageConfig
 from infra.foundation.removal import removal_policy
 from infra.foundation.sharing import ModelConsumer
-from infra.layout import ArtifactPrefix
+from infra.layout import BASELINE_OBJECTS, ArtifactPrefix
 from infra.naming import BucketPurpose
 from infra.security import acknowledge
 
@@ -58,13 +58,17 @@ class Storage(Construct):
         )
 
     def share_model_archives(self, consumer: ModelConsumer) -> None:
-        """The consumer's serving role may read the trained models (every registered version's archive is there)."""
+        """The consumer's serving role may read the trained models (every registered version's archive is there),
+        and the versions' baselines, which its drift monitoring compares the served traffic with."""
         self.artifacts.add_to_resource_policy(
             iam.PolicyStatement(
                 sid=f"{consumer.stage.capitalize()}ServingReadsModels",
                 principals=[consumer.serving_role()],
                 actions=["s3:GetObject"],
-                resources=[self.artifacts.arn_for_objects(f"{ArtifactPrefix.MODELS}*")],
+                resources=[
+                    self.artifacts.arn_for_objects(f"{ArtifactPrefix.MODELS}*"),
+                    self.artifacts.arn_for_objects(BASELINE_OBJECTS),
+                ],
             )
         )
 

@@ -23,12 +23,14 @@ from infra.config import BatchTransform as BatchTransformSettings
 from infra.foundation.removal import removal_policy
 from infra.serving.asynchronous import AsyncEndpoint
 from infra.serving.batch_transform import BatchTransform
+from infra.serving.drift import DriftMonitoring, RetrainTarget
 from infra.serving.model import ServingModel
 from infra.serving.monitoring import ASYNC_INVOCATIONS_METRIC, ServingDashboard, endpoint_metric, variant_metric
 from infra.serving.notifications import NotificationKey
 from infra.serving.realtime import RealtimeEndpoint
 from infra.serving.role import ServingRole
 from infra.serving.serverless import ServerlessEndpoint
+from infra.serving.source import ServedModelSource
 from training_code.contract import MAX_PAYLOAD_VARIABLE
 
 Built = TypeVar("Built")
@@ -63,17 +65,57 @@ class ServingMode(Generic[Built]):
 
 
 def _realtime(scope: Construct, settings: RealtimeInference, shared: SharedServing) -> RealtimeEndpoint:
-    return RealtimeEndpoint(
+    config = shared.config
+    realtime = RealtimeEndpoint(
         scope,
         "Realtime",
         settings=settings,
-        alarm_settings=shared.config.inference.alarms,
-        endpoint_name=naming.realtime_endpoint_name(shared.config),
+        alarm_settings=config.inference.alarms,
+        endpoint_name=naming.realtime_endpoint_name(config),
         model_name=shared.model.model_name,
         role=shared.role,
         key=shared.key,
         artifacts=shared.artifacts,
         alarm_topic=shared.alarm_topic,
+    )
+    baseline = config.inference.baseline
+    if config.monitoring.enabled and baseline is None:
+        # A version registered before baselines existed, or rolled back to, still deploys; the summary says why
+        # nothing watches it.
+        realtime.monitoring_skipped = f"{config.inference.model_package_arn} has no recorded baseline"
+    elif config.monitoring.enabled and baseline is not None:
+        source = ServedModelSource.of(config)
+        realtime.monitoring = DriftMonitoring(
+            realtime,
+            "DriftMonitoring",
+            settings=config.monitoring,
+            baseline=baseline,
+            drift_threshold=config.pipeline.drift_threshold,
+            endpoint=realtime.endpoint,
+            endpoint_name=realtime.endpoint_name,
+            schedule_name=naming.data_quality_schedule_name(config),
+            role=shared.role,
+            source=source,
+            key=shared.key,
+            artifacts=shared.artifacts,
+            alarm_topic=shared.alarm_topic,
+            retrain=RetrainTarget.of(source),
+            vpc=config.pipeline.vpc,
+        )
+    return realtime
+
+
+def _realtime_summary(realtime: RealtimeEndpoint) -> str:
+    monitoring = realtime.monitoring
+    if realtime.monitoring_skipped:
+        return f"real-time endpoint {realtime.endpoint_name} (no drift monitoring: {realtime.monitoring_skipped})"
+    if monitoring is None:
+        return f"real-time endpoint {realtime.endpoint_name}"
+    retrain = monitoring.retrain_alarm_name
+    action = f", retraining on {retrain}" if retrain is not None else ""
+    return (
+        f"real-time endpoint {realtime.endpoint_name} (drift monitoring {monitoring.schedule_name}: "
+        f"{len(monitoring.drift_alarms)} feature alarms{action})"
     )
 
 
@@ -192,7 +234,7 @@ SERVING_MODES: tuple[ServingMode[Any], ...] = (
         build=_realtime,
         add_dashboard_row=_realtime_row,
         outputs=lambda realtime: {"RealtimeEndpointName": realtime.endpoint_name},
-        summary=lambda realtime: f"real-time endpoint {realtime.endpoint_name}",
+        summary=_realtime_summary,
     ),
     ServingMode(
         section="serverless",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aws_cdk import Duration
 from aws_cdk import aws_applicationautoscaling as appscaling
 from aws_cdk import aws_kms as kms
@@ -18,6 +20,9 @@ from infra.serving.monitoring import EndpointAlarms
 from infra.serving.role import ServingRole
 from infra.serving.scaling import ScalableDimension, keep_scaled_capacity, variant_scalable_target
 from training_code.contract import TEXT_CONTENT_TYPES
+
+if TYPE_CHECKING:
+    from infra.serving.drift import DriftMonitoring
 
 
 class RealtimeEndpoint(Construct):
@@ -37,6 +42,9 @@ class RealtimeEndpoint(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = endpoint_name
+        # The drift monitoring of its captured requests, where the stage turns it on (infra/serving/modes.py).
+        self.monitoring: DriftMonitoring | None = None
+        self.monitoring_skipped: str | None = None
         # Alarms refer to the endpoint by name, so they exist before it: a deployment can roll back on them at once.
         self.alarms = EndpointAlarms(
             self, "Alarms", endpoint_name=endpoint_name, settings=alarm_settings, topic=alarm_topic

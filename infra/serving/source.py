@@ -33,8 +33,12 @@ class ServedModelSource:
         )
 
     def model_archives_arn(self, stack: Stack) -> str:
+        return self.artifacts_arn(stack, f"{ArtifactPrefix.MODELS}*")
+
+    def artifacts_arn(self, stack: Stack, objects: str) -> str:
+        """The objects matching `objects` in the artifacts bucket of the stage that registered the version."""
         bucket = naming.bucket_name(self.resource_prefix, BucketPurpose.ARTIFACTS, self.account, self.region)
-        return f"arn:{stack.partition}:s3:::{bucket}/{ArtifactPrefix.MODELS}*"
+        return f"arn:{stack.partition}:s3:::{bucket}/{objects}"
 
     @property
     def key_alias(self) -> str:

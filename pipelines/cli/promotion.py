@@ -133,12 +133,21 @@ def record_deployment(
     history = manifest.load(stage, manifest_dir)
     before = f"version {history.current.version}" if history.current else "nothing"
     deployment = manifest.Deployment(
-        model.arn, action, at=utc_timestamp(), by=registry.caller(), reason=" ".join(reason.split()), forced=forced
+        model.arn,
+        action,
+        at=utc_timestamp(),
+        by=registry.caller(),
+        reason=" ".join(reason.split()),
+        forced=forced,
+        baseline=registry.drift_baseline(model),
     )
     path = display_path(manifest.save(history.with_deployment(deployment), manifest_dir))
     how = " (rollback)" if action == "rollback" else f" (forced: {forced})" if forced else ""
     typer.echo(f"{stage}: {before} -> version {model.version}{how}")
     typer.echo(f"  {model.arn}")
+    if deployment.baseline is not None:
+        features = len(deployment.baseline.features)
+        typer.echo(f"  drift baseline {deployment.baseline.uri} ({features} features), which monitoring compares with")
     if is_local(ctx):
         typer.echo(f"wrote {path}, the embedded AWS's manifest (cdk synth reads only infra/deployments/)")
     else:

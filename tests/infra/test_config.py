@@ -102,7 +102,9 @@ def test_a_model_package_version_from_the_command_line_is_what_a_stage_serves(cd
 def test_enabled_inference_modes_come_from_config(cdk_context):
     dev = configs(cdk_context, **{"dev.inference.asynchronous.enabled": "true"})["dev"]
     assert "asynchronous" in dev.inference.enabled_modes
-    prod = configs(cdk_context, **{"prod.inference.realtime.enabled": "false"})["prod"]
+    prod = configs(cdk_context, **{"prod.inference.realtime.enabled": "false", "prod.monitoring.enabled": "false"})[
+        "prod"
+    ]
     assert "realtime" not in prod.inference.enabled_modes
 
 
@@ -118,6 +120,33 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
         (
             {"staging.inference.realtime.min_capacity": "5", "staging.inference.realtime.max_capacity": "2"},
             "stages.staging.inference.realtime: min_capacity (5) must be <= max_capacity (2)",
+        ),
+        (
+            {"staging.inference.realtime.data_capture_percent": "0"},
+            "stages.staging: monitoring.enabled: monitoring analyzes the real-time endpoint's captured requests; "
+            "enable inference.realtime with inference.realtime.data_capture_percent above 0, or disable monitoring",
+        ),
+        (
+            {"staging.inference.baseline.uri": "s3://bucket/baseline/statistics.json"},
+            "stages.staging.inference.baseline.uri = 's3://bucket/baseline/statistics.json': expected an S3 folder",
+        ),
+        (
+            {"staging.monitoring.retrain_drift_threshold": "0.05"},
+            "stages.staging: monitoring.retrain_drift_threshold (0.05) must be at least pipeline.drift_threshold "
+            "(0.1), the drift that raises the feature's alarm",
+        ),
+        (
+            {
+                "staging.region": "ca-west-1",
+                "staging.inference.model_package_arn": "arn:aws:sagemaker:ca-west-1:123456789012:model-package/"
+                "mlopskit-staging-models/3",
+            },
+            "stages.staging: monitoring.enabled: SageMaker Model Monitor's analyzer is not offered in ca-west-1; it "
+            "is in af-south-1, ",
+        ),
+        (
+            {"staging.monitoring.schedule": "weekly"},
+            "stages.staging.monitoring.schedule = 'weekly': Input should be 'hourly' or 'daily'",
         ),
         (
             {"prod.inference.asynchronous.min_capacity": "3", "prod.inference.asynchronous.max_capacity": "1"},
@@ -357,20 +386,35 @@ def test_a_stage_serves_the_version_its_deployment_manifest_names_and_no_context
     named = "arn:aws:sagemaker:eu-west-1:123456789012:model-package/mlopskit-staging-models/7"
     monkeypatch.setattr(manifest, "MANIFEST_DIR", tmp_path)
     context = {**cdk_json_context(), "stage": "staging", "staging.region": "eu-west-1"}
-    (first_deploy,) = load_stage_configs({**context, "staging.inference.model_package_arn": named})
+    named_baseline = {"uri": "s3://artifacts-bucket/pipeline-runs/p/e7/baseline/", "features": ["age", "city"]}
+    (first_deploy,) = load_stage_configs(
+        {**context, "staging.inference.model_package_arn": named, "staging.inference.baseline": named_baseline}
+    )
     assert first_deploy.inference.model_package_arn == named, "nothing promoted yet: a first deploy may name one"
+    assert first_deploy.inference.baseline.model_dump() == {**named_baseline, "features": ("age", "city")}
 
-    deployment = manifest.Deployment(promoted, "promote", "2026-11-22T00:00:00+00:00", "arn:aws:sts::1:user/op")
+    baseline = manifest.DriftBaseline("s3://artifacts-bucket/pipeline-runs/p/e4/baseline/", ("age", "colour"))
+    deployment = manifest.Deployment(
+        promoted, "promote", "2026-11-22T00:00:00+00:00", "arn:aws:sts::1:user/op", baseline=baseline
+    )
     manifest.save(manifest.Manifest("staging").with_deployment(deployment))
     (from_manifest,) = load_stage_configs(context)
     (agreeing,) = load_stage_configs({**context, "staging.inference.model_package_arn": promoted})
     with pytest.raises(StageConfigError) as refused:
         load_stage_configs({**context, "staging.inference.model_package_arn": named})
+    with pytest.raises(StageConfigError) as baseline_refused:
+        load_stage_configs({**context, "staging.inference.baseline": named_baseline})
 
     assert from_manifest.inference.model_package_arn == agreeing.inference.model_package_arn == promoted
+    assert (from_manifest.inference.baseline.uri, from_manifest.inference.baseline.features) == (
+        baseline.uri,
+        baseline.features,
+    ), "the baseline comes with the version it was recorded with"
     (line,) = str(refused.value).splitlines()
     assert line.startswith(f"stages.staging.inference.model_package_arn: names {named}, but the manifest ")
     assert f"serves {promoted}" in line and "mlops promote --to staging" in line
+    (line,) = str(baseline_refused.value).splitlines()
+    assert line.startswith("stages.staging.inference.baseline: the manifest ") and "never set with -c" in line
 
 
 def test_a_broken_deployment_manifest_fails_naming_the_file(tmp_path, monkeypatch):

@@ -87,8 +87,10 @@ class FakeRegistry:
         status: str = "PendingManualApproval",
         evaluation: bytes | None = None,
         attach_metrics: bool = True,
+        baseline_features: tuple[str, ...] = (),
     ) -> str:
-        """A new version of the stage's group; accuracy None leaves its report missing from S3."""
+        """A new version of the stage's group; accuracy None leaves its report missing from S3; with
+        baseline_features, registered with a data-quality baseline of those features as the pipeline writes it."""
         group = GROUPS[stage]
         number = len(self.sagemaker.list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"]) + 1
         prefix = f"{group}/{number}"
@@ -97,6 +99,17 @@ class FakeRegistry:
             self.s3.put_object(Bucket=BUCKET, Key=f"evaluation/{prefix}/evaluation.json", Body=body)
         self.s3.put_object(Bucket=BUCKET, Key=f"models/{prefix}/model.tar.gz", Body=model_archive())
         metrics = {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/evaluation/{prefix}/evaluation.json"}
+        drift_check = {}
+        if baseline_features:
+            folder = f"pipeline-runs/p/{number}/baseline/"
+            columns = {f"_c{position}": feature for position, feature in enumerate(baseline_features)}
+            for name, body in (("features.json", columns), ("statistics.json", {}), ("constraints.json", {})):
+                self.s3.put_object(Bucket=BUCKET, Key=folder + name, Body=json.dumps(body).encode())
+            files = {
+                name.capitalize(): {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{folder}{name}.json"}
+                for name in ("statistics", "constraints")
+            }
+            drift_check = {"DriftCheckBaselines": {"ModelDataQuality": files}}
         return self.sagemaker.create_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription="MLP classifier from pipeline mlopskit-staging-training",
@@ -108,6 +121,7 @@ class FakeRegistry:
                 "SupportedResponseMIMETypes": ["text/csv"],
             },
             **({"ModelMetrics": {"ModelQuality": {"Statistics": metrics}}} if attach_metrics else {}),
+            **drift_check,
         )["ModelPackageArn"]
 
     def describe(self, arn: str) -> dict[str, Any]:

@@ -426,6 +426,27 @@ def test_promote_to_staging_picks_the_latest_approved_not_the_latest_created(aws
     assert current.at.endswith("Z")
 
 
+def test_promote_records_the_versions_drift_baseline_and_prod_takes_it_with_the_version(aws, manifests):
+    """Synth stays offline: the manifest carries what monitoring needs, read from the registry at promotion."""
+    arn = aws.register(baseline_features=("age", "colour", "city"))
+    succeeded(mlops("models", "approve", "1", "-s", "staging", "-r", "reviewed"))
+    output = succeeded(mlops("promote", "--to", "staging", "--manifest-dir", str(manifests)))
+    folder = f"s3://{BUCKET}/pipeline-runs/p/1/baseline/"
+    assert f"  drift baseline {folder} (3 features), which monitoring compares with" in output.splitlines()
+    succeeded(mlops("promote", "--to", "prod", "--manifest-dir", str(manifests)))
+    for stage in ("staging", "prod"):
+        current = manifest.load(stage, manifests).current
+        assert current.model_package_arn == arn
+        assert current.baseline == manifest.DriftBaseline(folder, ("age", "colour", "city"))
+
+
+def test_promote_of_a_version_without_a_baseline_records_none(aws, manifests):
+    approved(aws)
+    output = succeeded(mlops("promote", "--to", "staging", "--manifest-dir", str(manifests)))
+    assert "drift baseline" not in output
+    assert manifest.load("staging", manifests).current.baseline is None
+
+
 def test_promote_creation_time_decides_even_when_an_older_version_is_approved_later(aws, manifests):
     first, second = aws.register(), aws.register()
     succeeded(mlops("models", "approve", "2", "-s", "staging", "-r", "first approval"))

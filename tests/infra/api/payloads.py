@@ -446,6 +446,15 @@ RESOURCE_APIS: dict[str, ResourceApi] = {
         (Call("application-autoscaling", "PutScalingPolicy", renamed={"ScalingTargetId": _scaling_target}),)
     ),
     "AWS::CloudWatch::Alarm": ResourceApi((Call("cloudwatch", "PutMetricAlarm"),)),
+    "AWS::CloudWatch::CompositeAlarm": ResourceApi((Call("cloudwatch", "PutCompositeAlarm"),)),
+    "AWS::SageMaker::DataQualityJobDefinition": ResourceApi(
+        (Call("sagemaker", "CreateDataQualityJobDefinition"),),
+        cloudformation_only={"EndpointName": "the endpoint the resource waits for; the job input names it"},
+    ),
+    "AWS::SageMaker::MonitoringSchedule": ResourceApi(
+        (Call("sagemaker", "CreateMonitoringSchedule"),),
+        cloudformation_only={"EndpointName": "the endpoint the resource waits for; the job definition names it"},
+    ),
     # The API takes the event pattern as JSON text; the rule's targets go to PutTargets.
     "AWS::Events::Rule": ResourceApi(
         (

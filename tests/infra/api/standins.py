@@ -124,6 +124,7 @@ NAMES: dict[str, NamePolicy] = {
     "AWS::Logs::LogGroup": NamePolicy("LogGroupName", 512),
     "AWS::Lambda::Function": NamePolicy("FunctionName", 64),
     "AWS::CloudWatch::Alarm": NamePolicy("AlarmName", 255),
+    "AWS::CloudWatch::CompositeAlarm": NamePolicy("AlarmName", 255),
     "AWS::CloudWatch::Dashboard": NamePolicy("DashboardName", 255),
     "AWS::Events::Rule": NamePolicy("Name", 64),
     "AWS::ECR::Repository": NamePolicy("RepositoryName", 256, lowercase=True),
@@ -409,6 +410,7 @@ _REFS: dict[str, Callable[[CfnResolver, str], Any]] = {
     "AWS::Logs::LogGroup": CfnResolver.name,
     "AWS::Lambda::Function": CfnResolver.name,
     "AWS::CloudWatch::Alarm": CfnResolver.name,
+    "AWS::CloudWatch::CompositeAlarm": CfnResolver.name,
     "AWS::CloudWatch::Dashboard": CfnResolver.name,
     "AWS::Events::Rule": CfnResolver.name,
     "AWS::ECR::Repository": CfnResolver.name,
@@ -447,6 +449,7 @@ _ATTRIBUTES: dict[str, dict[str, Callable[[CfnResolver, str], Any]]] = {
     "AWS::Logs::LogGroup": {"Arn": lambda r, i: r.arn("logs", f"log-group:{r.name(i)}:*")},
     "AWS::Lambda::Function": {"Arn": lambda r, i: r.arn("lambda", f"function:{r.name(i)}")},
     "AWS::CloudWatch::Alarm": {"Arn": lambda r, i: r.arn("cloudwatch", f"alarm:{r.name(i)}")},
+    "AWS::CloudWatch::CompositeAlarm": {"Arn": lambda r, i: r.arn("cloudwatch", f"alarm:{r.name(i)}")},
     "AWS::Events::Rule": {"Arn": lambda r, i: r.arn("events", f"rule/{r.name(i)}")},
     "AWS::ECR::Repository": {
         "Arn": lambda r, i: r.arn("ecr", f"repository/{r.name(i)}"),

@@ -98,6 +98,7 @@ def test_the_serving_stack_records_what_it_serves(synthesized_app):
         if entry["type"] == SERVING_SUMMARY_METADATA
     ]
     assert note == (
-        "real-time endpoint mlopskit-staging-realtime; serverless endpoint mlopskit-staging-serverless; "
+        "real-time endpoint mlopskit-staging-realtime (drift monitoring mlopskit-staging-data-quality: 4 feature "
+        "alarms, retraining on mlopskit-staging-realtime-retrain); serverless endpoint mlopskit-staging-serverless; "
         "asynchronous endpoint mlopskit-staging-async; batch transform mlopskit-staging-batch-transform"
     )

@@ -1,0 +1,337 @@
+"""Drift monitoring of the real-time endpoint: Model Monitor's built-in analyzer compares the captured requests with the
+served version's baseline on a schedule, an alarm per feature notifies the stage's alarm topic when the feature
+drifts beyond the alarm threshold, and, where retraining is on, a drift beyond the retrain threshold starts the
+training pipeline that registers the next candidate (PendingManualApproval: a person still decides).
+
+The built-in analyzer, not an image of ours: the baseline step writes its file formats, it reads SageMaker's capture
+format itself, and it publishes the per-feature drift metrics the alarms watch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Fn, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from infra import naming
+from infra.config import MonitoringSettings, ServedBaseline, VpcSettings
+from infra.foundation.image_repository import IMAGE_PULL_ACTIONS
+from infra.framework_images import MODEL_MONITOR_REPOSITORY, model_monitor_registries, monitoring_regions
+from infra.instance_types import supports_volume_kms_key
+from infra.layout import BASELINE_OBJECTS, ArtifactPrefix
+from infra.security import allow
+from infra.serving.role import OBJECT_KEYS_REASON, ServingRole
+from infra.serving.source import ServedModelSource
+from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
+
+# Where Model Monitor publishes an endpoint's data-quality metrics, and how it names a feature's drift distance.
+DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
+DRIFT_METRIC_PREFIX = "feature_baseline_drift_"
+SCHEDULES = {"hourly": "cron(0 * ? * * *)", "daily": "cron(0 0 ? * * *)"}
+SCHEDULE_PERIODS = {"hourly": Duration.hours(1), "daily": Duration.days(1)}
+# The paths SageMaker uses inside a monitoring job's container (as the SDK sets them).
+ENDPOINT_INPUT_PATH = "/opt/ml/processing/input/endpoint"
+OUTPUT_PATH = "/opt/ml/processing/output"
+VOLUME_SIZE_GB = 20
+ALARM_STATE_CHANGE = "CloudWatch Alarm State Change"
+
+
+def captured_column(position: int) -> str:
+    """The analyzer's name for a column of captured CSV requests."""
+    return f"_c{position}"
+
+
+@dataclass(frozen=True)
+class RetrainTarget:
+    """The training pipeline that registers the candidates this stage serves: the stage's own, or for prod, staging's
+    in the same account and region (the stage config refuses retraining elsewhere)."""
+
+    pipeline_name: str
+    account: str
+    region: str
+
+    @classmethod
+    def of(cls, source: ServedModelSource) -> RetrainTarget:
+        return cls(naming.pipeline_name_of(source.resource_prefix), source.account, source.region)
+
+    def pipeline_arn(self, stack: Stack) -> str:
+        return stack.format_arn(
+            service="sagemaker",
+            resource="pipeline",
+            resource_name=self.pipeline_name,
+            account=self.account,
+            region=self.region,
+        )
+
+
+class DriftMonitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: MonitoringSettings,
+        baseline: ServedBaseline,
+        drift_threshold: float,
+        endpoint: sagemaker.CfnEndpoint,
+        endpoint_name: str,
+        schedule_name: str,
+        role: ServingRole,
+        source: ServedModelSource,
+        key: kms.IKey,
+        artifacts: s3.IBucket,
+        alarm_topic: sns.ITopic,
+        retrain: RetrainTarget | None,
+        vpc: VpcSettings | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.schedule_name = schedule_name
+        self._grant_the_analyzer(stack, role, source, artifacts)
+        reports = f"s3://{artifacts.bucket_name}/{ArtifactPrefix.MONITORING}{endpoint_name}"
+        job_definition_props = dict(
+            data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
+                image_uri=self._analyzer_image(stack),
+                environment={"publish_cloudwatch_metrics": "Enabled"},
+            ),
+            data_quality_baseline_config=sagemaker.CfnDataQualityJobDefinition.DataQualityBaselineConfigProperty(
+                constraints_resource=sagemaker.CfnDataQualityJobDefinition.ConstraintsResourceProperty(
+                    s3_uri=baseline.uri + CONSTRAINTS_FILE
+                ),
+                statistics_resource=sagemaker.CfnDataQualityJobDefinition.StatisticsResourceProperty(
+                    s3_uri=baseline.uri + STATISTICS_FILE
+                ),
+            ),
+            data_quality_job_input=sagemaker.CfnDataQualityJobDefinition.DataQualityJobInputProperty(
+                endpoint_input=sagemaker.CfnDataQualityJobDefinition.EndpointInputProperty(
+                    endpoint_name=endpoint_name,
+                    local_path=ENDPOINT_INPUT_PATH,
+                    s3_input_mode="File",
+                    s3_data_distribution_type="FullyReplicated",
+                )
+            ),
+            data_quality_job_output_config=sagemaker.CfnDataQualityJobDefinition.MonitoringOutputConfigProperty(
+                kms_key_id=key.key_arn,
+                monitoring_outputs=[
+                    sagemaker.CfnDataQualityJobDefinition.MonitoringOutputProperty(
+                        s3_output=sagemaker.CfnDataQualityJobDefinition.S3OutputProperty(
+                            local_path=OUTPUT_PATH, s3_uri=reports, s3_upload_mode="EndOfJob"
+                        )
+                    )
+                ],
+            ),
+            job_resources=sagemaker.CfnDataQualityJobDefinition.MonitoringResourcesProperty(
+                cluster_config=sagemaker.CfnDataQualityJobDefinition.ClusterConfigProperty(
+                    instance_count=1,
+                    instance_type=settings.instance_type,
+                    volume_size_in_gb=VOLUME_SIZE_GB,
+                    volume_kms_key_id=key.key_arn if supports_volume_kms_key(settings.instance_type) else None,
+                )
+            ),
+            network_config=_network(vpc),
+            role_arn=role.role_arn,
+            stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(
+                max_runtime_in_seconds=settings.max_runtime_seconds
+            ),
+        )
+        # Every property of a job definition is immutable: a change creates a new one under a new name, and the
+        # schedule moves to it (a fixed name would make CloudFormation refuse the replacement).
+        self.job_definition = sagemaker.CfnDataQualityJobDefinition(
+            self,
+            "JobDefinition",
+            job_definition_name=f"{schedule_name}-{_digest(stack, job_definition_props)}",
+            **job_definition_props,
+        )
+        self.schedule = sagemaker.CfnMonitoringSchedule(
+            self,
+            "Schedule",
+            monitoring_schedule_name=schedule_name,
+            endpoint_name=endpoint_name,
+            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+                monitoring_job_definition_name=self.job_definition.job_definition_name,
+                monitoring_type="DataQuality",
+                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
+                    schedule_expression=SCHEDULES[settings.schedule]
+                ),
+            ),
+        )
+        self.schedule.node.add_dependency(self.job_definition, endpoint)
+
+        period = SCHEDULE_PERIODS[settings.schedule]
+        self.drift_alarms = [
+            self._feature_alarm(f"Drift{position}", endpoint_name, position, feature, drift_threshold, period)
+            for position, feature in enumerate(baseline.features)
+        ]
+        for alarm in self.drift_alarms:
+            alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        self.retrain_alarm: cloudwatch.CompositeAlarm | None = None
+        self.retrain_alarm_name: str | None = None
+        self.retrain_rule: events.CfnRule | None = None
+        if retrain is not None and settings.retrain_on_drift:
+            self._retrain_beyond(
+                settings.retrain_drift_threshold, endpoint_name, baseline, period, alarm_topic, retrain, stack
+            )
+
+    def _feature_alarm(
+        self,
+        construct_id: str,
+        endpoint_name: str,
+        position: int,
+        feature: str,
+        threshold: float,
+        period: Duration,
+        purpose: str = "drift",
+    ) -> cloudwatch.Alarm:
+        column = captured_column(position)
+        return cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=f"{endpoint_name}-{purpose}{column}",
+            alarm_description=f"Feature {feature!r} (column {column} of captured requests) drifted from the served "
+            f"version's baseline by more than {threshold} (Model Monitor's distance)",
+            metric=cloudwatch.Metric(
+                namespace=DATA_METRICS_NAMESPACE,
+                metric_name=DRIFT_METRIC_PREFIX + column,
+                dimensions_map={"Endpoint": endpoint_name, "MonitoringSchedule": self.schedule_name},
+                statistic=cloudwatch.Stats.MAXIMUM,
+                period=period,
+            ),
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            # A schedule that found no captured requests publishes nothing: no drift to report.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+
+    def _retrain_beyond(
+        self,
+        threshold: float,
+        endpoint_name: str,
+        baseline: ServedBaseline,
+        period: Duration,
+        alarm_topic: sns.ITopic,
+        retrain: RetrainTarget,
+        stack: Stack,
+    ) -> None:
+        """One composite alarm over the features: however many drift at once, the pipeline starts once."""
+        beyond = [
+            self._feature_alarm(f"Retrain{position}", endpoint_name, position, feature, threshold, period, "retrain")
+            for position, feature in enumerate(baseline.features)
+        ]
+        self.retrain_alarm_name = f"{endpoint_name}-retrain"
+        self.retrain_alarm = cloudwatch.CompositeAlarm(
+            self,
+            "Retrain",
+            composite_alarm_name=self.retrain_alarm_name,
+            alarm_description=f"A feature drifted by more than {threshold}: starts {retrain.pipeline_name}, whose "
+            "new version awaits approval",
+            alarm_rule=cloudwatch.AlarmRule.any_of(*beyond),
+        )
+        self.retrain_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        pipeline_arn = retrain.pipeline_arn(stack)
+        starter = iam.Role(
+            self,
+            "RetrainRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description=f"{endpoint_name}: lets drift beyond {threshold} start {retrain.pipeline_name}",
+        )
+        allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline_arn])
+        self.retrain_rule = events.CfnRule(
+            self,
+            "RetrainRule",
+            description=f"Starts {retrain.pipeline_name} when {self.retrain_alarm_name} goes into ALARM",
+            event_pattern=retrain_event_pattern(self.retrain_alarm.alarm_arn),
+            targets=[events.CfnRule.TargetProperty(id="TrainingPipeline", arn=pipeline_arn, role_arn=starter.role_arn)],
+        )
+
+    def _grant_the_analyzer(
+        self, stack: Stack, role: ServingRole, source: ServedModelSource, artifacts: s3.IBucket
+    ) -> None:
+        """The job runs as the serving role: it reads the captured requests and the served version's baseline (where
+        that version's model archive lies), and writes its reports."""
+        role.read("ReadCapturedRequests", artifacts, ArtifactPrefix.DATA_CAPTURE)
+        role.write("WriteMonitoringReports", artifacts, ArtifactPrefix.MONITORING)
+        allow(
+            role.policy,
+            "ReadServedBaseline",
+            ["s3:GetObject"],
+            [source.artifacts_arn(stack, BASELINE_OBJECTS)],
+            wildcard_reason=OBJECT_KEYS_REASON,
+        )
+        # No wildcard to acknowledge: added as it is (the account comes from the region's mapping).
+        role.policy.add_statements(
+            iam.PolicyStatement(
+                sid="PullMonitoringImage",
+                actions=list(IMAGE_PULL_ACTIONS),
+                resources=[
+                    stack.format_arn(
+                        service="ecr",
+                        resource="repository",
+                        resource_name=MODEL_MONITOR_REPOSITORY,
+                        account=self._analyzer_account(stack),
+                    )
+                ],
+            )
+        )
+        allow(
+            role.policy,
+            "WriteMonitoringLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            [
+                stack.format_arn(
+                    service="logs",
+                    resource="log-group",
+                    resource_name="/aws/sagemaker/ProcessingJobs*",
+                    arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                )
+            ],
+            wildcard_reason="SageMaker names the log stream of each monitoring job at run time; limited to the "
+            "processing jobs' log group in this account and region.",
+        )
+
+    def _analyzer_account(self, stack: Stack) -> str:
+        mapping = stack.node.try_find_child("ModelMonitorImage") or CfnMapping(
+            stack,
+            "ModelMonitorImage",
+            mapping={region: {"Account": model_monitor_registries()[region]} for region in monitoring_regions()},
+        )
+        return Fn.find_in_map(mapping.logical_id, Aws.REGION, "Account")
+
+    def _analyzer_image(self, stack: Stack) -> str:
+        return f"{self._analyzer_account(stack)}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{MODEL_MONITOR_REPOSITORY}"
+
+
+def retrain_event_pattern(alarm_arn: str) -> dict:
+    """The event CloudWatch sends when the retrain alarm goes into ALARM (not when it recovers)."""
+    return {
+        "source": ["aws.cloudwatch"],
+        "detail-type": [ALARM_STATE_CHANGE],
+        "resources": [alarm_arn],
+        "detail": {"state": {"value": ["ALARM"]}},
+    }
+
+
+def _network(vpc: VpcSettings | None) -> sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty | None:
+    if vpc is None:
+        return None
+    return sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
+        vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
+            security_group_ids=list(vpc.security_group_ids), subnets=list(vpc.subnet_ids)
+        )
+    )
+
+
+def _digest(stack: Stack, props: dict) -> str:
+    """A short hash of the job definition's resolved properties: deterministic, and new whenever one changes."""
+    resolved = stack.resolve({name: value for name, value in props.items() if value is not None})
+    return hashlib.sha256(json.dumps(resolved, sort_keys=True, default=str).encode()).hexdigest()[:8]

@@ -1,0 +1,206 @@
+"""Drift monitoring of the real-time endpoint: a schedule compares captured requests with the served version's
+baseline, an alarm per feature notifies the alarm topic, and in staging a drift beyond the retrain threshold starts the
+training pipeline once, through an EventBridge rule that matches only that alarm going into ALARM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from moto.events.models import EventPattern
+
+from infra import naming
+from infra.serving.drift import DATA_METRICS_NAMESPACE, DRIFT_METRIC_PREFIX, SCHEDULES, captured_column
+from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
+
+MONITORED = ("staging", "prod")
+
+
+def of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {key: r for key, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> tuple[str, dict[str, Any]]:
+    (found,) = of_type(template, resource_type).items()
+    return found
+
+
+def alarms_on(template: dict[str, Any], threshold: float) -> dict[str, dict[str, Any]]:
+    return {
+        key: alarm["Properties"]
+        for key, alarm in of_type(template, "AWS::CloudWatch::Alarm").items()
+        if alarm["Properties"].get("MetricName", "").startswith(DRIFT_METRIC_PREFIX)
+        and alarm["Properties"]["Threshold"] == threshold
+    }
+
+
+@pytest.mark.parametrize("stage", MONITORED)
+def test_the_schedule_compares_captured_requests_with_the_served_versions_baseline(
+    synthesized_app, stage_configs, stage
+):
+    config = stage_configs[stage]
+    template = synthesized_app.template(stage, "Serving")
+    definition_id, definition = only(template, "AWS::SageMaker::DataQualityJobDefinition")
+    schedule_id, schedule = only(template, "AWS::SageMaker::MonitoringSchedule")
+    endpoint_name = naming.realtime_endpoint_name(config)
+    (endpoint_id,) = [
+        key
+        for key, endpoint in of_type(template, "AWS::SageMaker::Endpoint").items()
+        if endpoint["Properties"]["EndpointName"] == endpoint_name
+    ]
+    job = definition["Properties"]
+    baseline = config.inference.baseline
+
+    assert job["DataQualityBaselineConfig"] == {
+        "ConstraintsResource": {"S3Uri": baseline.uri + CONSTRAINTS_FILE},
+        "StatisticsResource": {"S3Uri": baseline.uri + STATISTICS_FILE},
+    }
+    assert job["DataQualityJobInput"]["EndpointInput"]["EndpointName"] == endpoint_name
+    assert job["DataQualityAppSpecification"]["Environment"] == {"publish_cloudwatch_metrics": "Enabled"}
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] <= 3600
+    (output,) = job["DataQualityJobOutputConfig"]["MonitoringOutputs"]
+    assert "/monitoring/" in json.dumps(output["S3Output"]["S3Uri"])
+    assert job["RoleArn"]["Fn::GetAtt"][0].startswith("ServingRole"), "the job runs as the serving role"
+
+    scheduled = schedule["Properties"]
+    assert scheduled["MonitoringScheduleName"] == naming.data_quality_schedule_name(config)
+    assert scheduled["MonitoringScheduleConfig"] == {
+        "MonitoringJobDefinitionName": job["JobDefinitionName"],
+        "MonitoringType": "DataQuality",
+        "ScheduleConfig": {"ScheduleExpression": SCHEDULES[config.monitoring.schedule]},
+    }
+    assert definition_id in schedule["DependsOn"]
+    assert endpoint_id in schedule["DependsOn"], "the schedule names an endpoint that must exist first"
+
+
+def test_a_changed_baseline_gives_a_new_job_definition_name_and_the_same_baseline_the_same_name(
+    synthesized_app, stage_configs
+):
+    """A job definition cannot be updated: CloudFormation replaces it, which a fixed name would make it refuse."""
+    names = {
+        stage: only(synthesized_app.template(stage, "Serving"), "AWS::SageMaker::DataQualityJobDefinition")[1][
+            "Properties"
+        ]["JobDefinitionName"]
+        for stage in MONITORED
+    }
+    assert stage_configs["staging"].inference.baseline.uri != stage_configs["prod"].inference.baseline.uri
+    assert names["staging"].removesuffix(names["staging"][-8:]) == "mlopskit-staging-data-quality-"
+    assert names["staging"][-8:] != names["prod"][-8:]
+    again = synthesized_app.template("staging", "Serving")
+    assert (
+        only(again, "AWS::SageMaker::DataQualityJobDefinition")[1]["Properties"]["JobDefinitionName"]
+        == (names["staging"])
+    )
+
+
+@pytest.mark.parametrize("stage", MONITORED)
+def test_each_feature_has_a_drift_alarm_that_notifies_the_alarm_topic(synthesized_app, stage_configs, stage):
+    config = stage_configs[stage]
+    template = synthesized_app.template(stage, "Serving")
+    (topic_id,) = [key for key in of_type(template, "AWS::SNS::Topic") if key.startswith("AlarmTopic")]
+    alarms = alarms_on(template, config.pipeline.drift_threshold)
+    features = config.inference.baseline.features
+    by_metric = {alarm["MetricName"]: alarm for alarm in alarms.values()}
+    assert sorted(by_metric) == sorted(DRIFT_METRIC_PREFIX + captured_column(i) for i in range(len(features)))
+    for position, feature in enumerate(features):
+        alarm = by_metric[DRIFT_METRIC_PREFIX + captured_column(position)]
+        assert alarm["Namespace"] == DATA_METRICS_NAMESPACE
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            "Endpoint": naming.realtime_endpoint_name(config),
+            "MonitoringSchedule": naming.data_quality_schedule_name(config),
+        }
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+        assert repr(feature) in alarm["AlarmDescription"], "the alarm says which feature drifted"
+
+
+def test_staging_retrains_once_however_many_features_drift_beyond_the_retrain_threshold(synthesized_app, stage_configs):
+    config = stage_configs["staging"]
+    template = synthesized_app.template("staging", "Serving")
+    beyond = alarms_on(template, config.monitoring.retrain_drift_threshold)
+    assert len(beyond) == len(config.inference.baseline.features)
+    assert all("AlarmActions" not in alarm for alarm in beyond.values()), "only the composite alarm acts"
+    composite_id, composite = only(template, "AWS::CloudWatch::CompositeAlarm")
+    rule_text = json.dumps(composite["Properties"]["AlarmRule"])
+    assert all(alarm_id in rule_text for alarm_id in beyond) and rule_text.count(" OR ") == len(beyond) - 1
+
+    (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if composite_id in json.dumps(r)]
+    (target,) = rule["Properties"]["Targets"]
+    pipeline = json.dumps(target["Arn"])
+    assert f":pipeline/{naming.pipeline_name(config)}" in pipeline
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert [(s["Action"], json.dumps(s["Resource"])) for s in statements] == [
+        ("sagemaker:StartPipelineExecution", pipeline)
+    ]
+
+
+def test_prod_alarms_but_does_not_retrain_by_default(synthesized_app, stage_configs):
+    """Prod serves staging's versions, often from another account, where a rule in prod cannot start a pipeline."""
+    template = synthesized_app.template("prod", "Serving")
+    assert not stage_configs["prod"].monitoring.retrain_on_drift
+    assert of_type(template, "AWS::CloudWatch::CompositeAlarm") == {}
+    assert not [r for r in of_type(template, "AWS::Events::Rule").values() if "pipeline/" in json.dumps(r)]
+
+
+def alarm_event(alarm_arn: str, state: str) -> dict[str, Any]:
+    """A CloudWatch alarm state change as EventBridge delivers it (the documented sample, abridged)."""
+    return {
+        "version": "0",
+        "id": "c4c1c1c9-6542-e61b-6ef0-8c4d36933a92",
+        "detail-type": "CloudWatch Alarm State Change",
+        "source": "aws.cloudwatch",
+        "account": "123456789012",
+        "time": "2026-12-03T14:00:00Z",
+        "region": "eu-west-1",
+        "resources": [alarm_arn],
+        "detail": {
+            "alarmName": alarm_arn.rsplit(":", 1)[-1],
+            "state": {"value": state, "reason": "Threshold Crossed", "timestamp": "2026-12-03T14:00:00.000+0000"},
+            "previousState": {"value": "OK" if state == "ALARM" else "ALARM"},
+        },
+    }
+
+
+def test_the_retrain_rule_matches_its_alarm_going_into_alarm_and_nothing_else(synthesized_app):
+    template = synthesized_app.template("staging", "Serving")
+    composite_id, composite = only(template, "AWS::CloudWatch::CompositeAlarm")
+    (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if composite_id in json.dumps(r)]
+    name = composite["Properties"]["AlarmName"]
+    arn = f"arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{name}"
+    pattern = json.loads(
+        json.dumps(rule["Properties"]["EventPattern"]).replace(
+            json.dumps({"Fn::GetAtt": [composite_id, "Arn"]}), json.dumps(arn)
+        )
+    )
+    matcher = EventPattern.load(json.dumps(pattern))
+    assert matcher.matches_event(alarm_event(arn, "ALARM"))
+    assert not matcher.matches_event(alarm_event(arn, "OK")), "recovering starts nothing"
+    assert not matcher.matches_event(alarm_event(arn.replace("-retrain", "-drift_c0"), "ALARM"))
+    assert not matcher.matches_event({**alarm_event(arn, "ALARM"), "source": "aws.events"})
+
+
+def test_a_served_version_without_a_recorded_baseline_deploys_unwatched_and_the_summary_says_why(cdk_context):
+    """A rollback to a version registered before baselines existed must still deploy."""
+    from aws_cdk import App
+    from aws_cdk.assertions import Template
+
+    from infra.assembly import build_app
+    from infra.serving import SERVING_SUMMARY_METADATA
+    from tests.conftest import NO_BUNDLING
+
+    context = {**cdk_context, **NO_BUNDLING, "stage": "staging", "staging.inference.baseline": None}
+    (stage,) = build_app(App(context=context))
+    resources = Template.from_stack(stage.serving).to_json()["Resources"]
+    assert not [r for r in resources.values() if r["Type"].startswith("AWS::SageMaker::Monitoring")]
+    (summary,) = [entry.data for entry in stage.serving.node.metadata if entry.type == SERVING_SUMMARY_METADATA]
+    arn = cdk_context["staging.inference.model_package_arn"]
+    assert f"real-time endpoint mlopskit-staging-realtime (no drift monitoring: {arn} has no recorded baseline)" in (
+        summary
+    )
