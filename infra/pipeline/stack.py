@@ -17,9 +17,11 @@ from constructs import Construct
 
 from infra import naming
 from infra.config import StageConfig
+from infra.foundation.removal import removal_policy
 from infra.foundation.sharing import ModelConsumer
 from infra.foundation.stack import FoundationStack
 from infra.pipeline.images import FrameworkImage, FrameworkImages, ServingImage
+from infra.pipeline.notifications import PipelineNotifications
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
 from pipelines.definition import PipelineTargets, pipeline_definition
 
@@ -131,7 +133,18 @@ class PipelineStack(Stack):
         self.pipeline.add_resource_dependency(self.model_package_group)
         if config.pipeline.schedule:
             self._schedule(config)
+        self.notifications = PipelineNotifications(
+            self,
+            "Notifications",
+            pipeline_name=naming.pipeline_name(config),
+            pipeline_arn=self.format_arn(
+                service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
+            ),
+            resource_prefix=config.resource_prefix,
+            removal_policy=removal_policy(config),
+        )
         CfnOutput(self, "PipelineName", value=naming.pipeline_name(config))
+        CfnOutput(self, "PipelineTopicArn", value=self.notifications.topic.topic_arn)
         CfnOutput(self, "ModelPackageGroupName", value=naming.model_package_group_name(config))
 
     def _registry_policy(

@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.foundation.encryption import KEY_ADMINISTRATION_ACTIONS
 
 CLOUDWATCH_SERVICE = "cloudwatch.amazonaws.com"
+EVENTS_SERVICE = "events.amazonaws.com"
 # What publishing to a KMS-encrypted topic takes.
 PUBLISH_KEY_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
 LOG_GROUP_KEY_ACTIONS = (
@@ -25,42 +26,53 @@ LOG_GROUP_KEY_ACTIONS = (
 
 
 class NotificationKey(Construct):
-    """A key of the serving stack's own: CloudWatch alarms, CloudWatch Logs and roles of this stack must use it, and
-    the stage key's policy cannot name a role of a stack that depends on the foundation."""
+    """A key of the stack's own for its topics: the services that publish to them, CloudWatch Logs and roles of this
+    stack must use it, and the stage key's policy cannot name a role of a stack that depends on the foundation."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, resource_prefix: str, removal_policy: RemovalPolicy
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        resource_prefix: str,
+        removal_policy: RemovalPolicy,
+        purpose: str = "serving",
+        description: str | None = None,
+        alarms_publish: bool = True,
     ) -> None:
+        """`alarms_publish`: CloudWatch alarms publish to the topics (an EventBridge target adds its own statement)."""
         super().__init__(scope, construct_id)
         self._publishers: iam.PolicyStatement | None = None
         destroyed_with_stack = removal_policy == RemovalPolicy.DESTROY
+        statements = [
+            iam.PolicyStatement(
+                sid="AccountAdministersKey",
+                principals=[iam.AccountRootPrincipal()],
+                actions=list(KEY_ADMINISTRATION_ACTIONS),
+                resources=["*"],
+            )
+        ]
+        if alarms_publish:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="AlarmsPublishToEncryptedTopics",
+                    principals=[iam.ServicePrincipal(CLOUDWATCH_SERVICE)],
+                    actions=list(PUBLISH_KEY_ACTIONS),
+                    resources=["*"],
+                )
+            )
         self.key = kms.Key(
             self,
             "Key",
-            alias=f"alias/{resource_prefix}-serving",
-            description=f"Encrypts the {resource_prefix} serving topics and batch transform logs",
+            alias=f"alias/{resource_prefix}-{purpose}",
+            description=description or f"Encrypts the {resource_prefix} serving topics and batch transform logs",
             enable_key_rotation=True,
             rotation_period=Duration.days(365),
             # A key that goes with its stack (dev) is deleted after the shortest wait; elsewhere after the longest,
             # which leaves time to cancel a deletion while something still needs the key.
             pending_window=Duration.days(7 if destroyed_with_stack else 30),
             removal_policy=removal_policy,
-            policy=iam.PolicyDocument(
-                statements=[
-                    iam.PolicyStatement(
-                        sid="AccountAdministersKey",
-                        principals=[iam.AccountRootPrincipal()],
-                        actions=list(KEY_ADMINISTRATION_ACTIONS),
-                        resources=["*"],
-                    ),
-                    iam.PolicyStatement(
-                        sid="AlarmsPublishToEncryptedTopics",
-                        principals=[iam.ServicePrincipal(CLOUDWATCH_SERVICE)],
-                        actions=list(PUBLISH_KEY_ACTIONS),
-                        resources=["*"],
-                    ),
-                ]
-            ),
+            policy=iam.PolicyDocument(statements=statements),
         )
 
     def allow_publishing_by(self, role: iam.IRole) -> None:
