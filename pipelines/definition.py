@@ -466,6 +466,7 @@ class _StepBuilder:
                 model_data_constraints=self._baseline_file(CONSTRAINTS_FILE),
             ),
             description=f"MLP classifier from pipeline {naming.pipeline_name(self.config)}",
+            customer_metadata_properties={spec.TRIGGER_METADATA_KEY: self.parameters[ParameterName.TRIGGERED_BY]},
         )
         return ModelStep(name=StepName.REGISTER, step_args=step_args, retry_policies=self.service_retries)
 

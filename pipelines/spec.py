@@ -5,6 +5,7 @@ operator CLI and the tests all read this module, so they cannot drift apart."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,6 +61,15 @@ class ParameterName(StrEnum):
     MODEL_APPROVAL_STATUS = "ModelApprovalStatus"
     SERVING_IMAGE_URI = "ServingImageUri"
     PREVIOUS_MODEL_URI = "PreviousModelUri"
+    TRIGGERED_BY = "TriggeredBy"
+
+
+# Why an execution ran, recorded on the version it registers (its customer metadata, under TRIGGER_METADATA_KEY): a
+# drift retraining names the drift and where its reports are, so that the person who approves sees it.
+TRIGGER_METADATA_KEY = "triggered-by"
+DEFAULT_TRIGGER = "a manual or scheduled start"
+# What a model package's customer metadata value may hold (botocore: CustomerMetadataValue).
+METADATA_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}")
 
 
 class ApprovalStatus(StrEnum):
@@ -83,6 +93,7 @@ class ParameterSpec:
     bounds: Bounds | None = None
     prefix: str | None = None
     nonempty: bool = False
+    pattern: re.Pattern[str] | None = None
 
     def parse(self, text: str) -> str | int | float:
         """A command-line value as this parameter's type, or a ValueError naming the parameter and what it takes."""
@@ -100,6 +111,10 @@ class ParameterSpec:
             raise ValueError(f"parameter {self.name}: {text!r} must start with {self.prefix}")
         if self.nonempty and not value.strip():
             raise ValueError(f"parameter {self.name}: must not be empty")
+        if self.pattern and not self.pattern.fullmatch(value):
+            raise ValueError(
+                f"parameter {self.name}: {text!r} must be 1 to 256 letters, digits, spaces or _ . : / = + - @"
+            )
         return value
 
 
@@ -156,6 +171,7 @@ def parameter_specs(config: StageConfig, data_bucket: str, serving_image_uri: st
         ),
         ParameterSpec(ParameterName.MODEL_APPROVAL_STATUS, str, ApprovalStatus.PENDING.value, tuple(ApprovalStatus)),
         ParameterSpec(ParameterName.SERVING_IMAGE_URI, str, serving_image_uri),
+        ParameterSpec(ParameterName.TRIGGERED_BY, str, DEFAULT_TRIGGER, pattern=METADATA_VALUE),
     ]
     if config.pipeline.warm_start_model_uri:
         specs.append(ParameterSpec(ParameterName.PREVIOUS_MODEL_URI, str, config.pipeline.warm_start_model_uri))

@@ -32,6 +32,7 @@ from infra.layout import BASELINE_OBJECTS, ArtifactPrefix
 from infra.security import allow
 from infra.serving.role import OBJECT_KEYS_REASON, ServingRole
 from infra.serving.source import ServedModelSource
+from pipelines.spec import ParameterName
 from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
 
 # Where Model Monitor publishes an endpoint's data-quality metrics, and how it names a feature's drift distance.
@@ -179,7 +180,7 @@ class DriftMonitoring(Construct):
         self.retrain_rule: events.CfnRule | None = None
         if retrain is not None and settings.retrain_on_drift:
             self._retrain_beyond(
-                settings.retrain_drift_threshold, endpoint_name, baseline, period, alarm_topic, retrain, stack
+                settings.retrain_drift_threshold, endpoint_name, baseline, period, alarm_topic, retrain, stack, reports
             )
 
     def _feature_alarm(
@@ -222,6 +223,7 @@ class DriftMonitoring(Construct):
         alarm_topic: sns.ITopic,
         retrain: RetrainTarget,
         stack: Stack,
+        reports: str,
     ) -> None:
         """One composite alarm over the features: however many drift at once, the pipeline starts once."""
         beyond = [
@@ -251,8 +253,26 @@ class DriftMonitoring(Construct):
             "RetrainRule",
             description=f"Starts {retrain.pipeline_name} when {self.retrain_alarm_name} goes into ALARM",
             event_pattern=retrain_event_pattern(self.retrain_alarm.alarm_arn),
-            targets=[events.CfnRule.TargetProperty(id="TrainingPipeline", arn=pipeline_arn, role_arn=starter.role_arn)],
+            targets=[
+                events.CfnRule.TargetProperty(
+                    id="TrainingPipeline",
+                    arn=pipeline_arn,
+                    role_arn=starter.role_arn,
+                    # The version it registers says why, for the person who approves it.
+                    sage_maker_pipeline_parameters=events.CfnRule.SageMakerPipelineParametersProperty(
+                        pipeline_parameter_list=[
+                            events.CfnRule.SageMakerPipelineParameterProperty(
+                                name=ParameterName.TRIGGERED_BY, value=self.trigger(threshold, endpoint_name, reports)
+                            )
+                        ]
+                    ),
+                )
+            ],
         )
+
+    @staticmethod
+    def trigger(threshold: float, endpoint_name: str, reports: str) -> str:
+        return f"drift beyond {threshold} in {endpoint_name} - reports in {reports}/"
 
     def _grant_the_analyzer(
         self, stack: Stack, role: ServingRole, source: ServedModelSource, artifacts: s3.IBucket

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from infra.node_runtime import silence_end_of_life_banner
-from pipelines.cli import local, models, pipeline, promotion, serve, smoke_test
+from pipelines.cli import local, models, monitor, pipeline, promotion, serve, smoke_test
 from pipelines.cli.common import OneLineUsageErrors
 from pipelines.local.aws import EmbeddedAwsError, embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
@@ -23,6 +23,7 @@ app = typer.Typer(cls=OneLineUsageErrors, no_args_is_help=True, add_completion=F
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(models.app, name="models")
 app.add_typer(local.app, name="local")
+app.add_typer(monitor.app, name="monitor")
 app.command("serve")(serve.serve)
 app.command("promote")(promotion.promote)
 app.command("rollback")(promotion.rollback)

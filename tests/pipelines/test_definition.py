@@ -82,6 +82,7 @@ def test_parameters_default_to_the_stage_config(definitions, stage_configs, stag
         "AccuracyThreshold": config.pipeline.accuracy_threshold,
         "ModelApprovalStatus": "PendingManualApproval",
         "ServingImageUri": "${ServingImage}",
+        "TriggeredBy": spec.DEFAULT_TRIGGER,
     }
     assert defaults["MaxWaitSeconds"] >= defaults["MaxRuntimeSeconds"]
     assert set(parameters["TrainingInstanceType"]["EnumValues"]) == GPU_TRAINING_INSTANCE_TYPES
@@ -424,3 +425,25 @@ def test_processing_volumes_take_the_stage_key_unless_the_type_has_local_storage
     )
     with pytest.raises(ValueError, match=r"is not allowed; allowed: one of \d+ values, e.g. "):
         processing.parse(other_kind)
+
+
+def test_every_version_records_what_triggered_its_execution(stage_configs):
+    """A drift retraining passes TriggeredBy; a manual or scheduled start records the default."""
+    definition = pipeline_definition(stage_configs["staging"], TARGETS)
+    (register,) = [step for step in steps_of(definition).values() if step["Type"] == "RegisterModel"]
+    assert register["Arguments"]["CustomerMetadataProperties"] == {
+        spec.TRIGGER_METADATA_KEY: {"Get": f"Parameters.{spec.ParameterName.TRIGGERED_BY}"}
+    }
+    assert parameters_of(definition)[spec.ParameterName.TRIGGERED_BY]["DefaultValue"] == spec.DEFAULT_TRIGGER
+
+
+@pytest.mark.parametrize("value", ["", "a\nnewline", "x" * 257, "drift (beyond 0.3)"])
+def test_a_trigger_the_versions_metadata_would_refuse_is_refused_when_the_execution_starts(stage_configs, value):
+    (trigger,) = [
+        parameter
+        for parameter in spec.parameter_specs(stage_configs["dev"], "bucket", "image")
+        if parameter.name == spec.ParameterName.TRIGGERED_BY
+    ]
+    with pytest.raises(ValueError, match="parameter TriggeredBy: .* must be 1 to 256 letters"):
+        trigger.parse(value)
+    assert trigger.parse(spec.DEFAULT_TRIGGER) == spec.DEFAULT_TRIGGER

@@ -204,3 +204,26 @@ def test_a_served_version_without_a_recorded_baseline_deploys_unwatched_and_the_
     assert f"real-time endpoint mlopskit-staging-realtime (no drift monitoring: {arn} has no recorded baseline)" in (
         summary
     )
+
+
+def test_the_retraining_it_starts_registers_a_version_that_says_why(synthesized_app, stage_configs):
+    """The rule passes TriggeredBy, which the pipeline records on the version it registers."""
+    from pipelines import spec
+
+    config = stage_configs["staging"]
+    template = synthesized_app.template("staging", "Serving")
+    composite_id, _ = only(template, "AWS::CloudWatch::CompositeAlarm")
+    (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if composite_id in json.dumps(r)]
+    (target,) = rule["Properties"]["Targets"]
+    (parameter,) = target["SageMakerPipelineParameters"]["PipelineParameterList"]
+    assert parameter["Name"] == spec.ParameterName.TRIGGERED_BY
+    pseudo = {"AWS::AccountId": "123456789012", "AWS::Region": "eu-west-1"}
+    value = "".join(
+        part if isinstance(part, str) else pseudo[part["Ref"]] for part in parameter["Value"]["Fn::Join"][1]
+    )
+    assert value.startswith(f"drift beyond {config.monitoring.retrain_drift_threshold} in mlopskit-staging-realtime")
+    assert "/monitoring/mlopskit-staging-realtime/" in value
+    (trigger,) = [
+        p for p in spec.parameter_specs(config, "bucket", "image") if p.name == spec.ParameterName.TRIGGERED_BY
+    ]
+    assert trigger.parse(value) == value, "a value the version's metadata accepts"
