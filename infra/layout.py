@@ -19,8 +19,10 @@ class ArtifactPrefix(StrEnum):
     ASYNC_INFERENCE = "async-inference/"
     DATA_CAPTURE = "data-capture/"
     BATCH_TRANSFORM = "batch-transform/"
-    # The reports of the data-quality monitoring of captured requests, one folder per monitoring execution.
+    # The reports of the monitoring of captured requests, one folder per monitoring execution.
     MONITORING = "monitoring/"
+    # Where the true labels of served requests are uploaded for model-quality monitoring (README: ground truth).
+    GROUND_TRUTH = "ground-truth/"
 
 
 # A pipeline run's data-quality baseline (statistics, constraints, the feature of each column) lies in this folder of

@@ -64,6 +64,10 @@ def data_quality_schedule_name(config: StageConfig) -> str:
     return f"{config.resource_prefix}-data-quality"
 
 
+def model_quality_schedule_name(config: StageConfig) -> str:
+    return f"{config.resource_prefix}-model-quality"
+
+
 # Every endpoint has one production variant; scaling targets and metrics address it by this name.
 VARIANT_NAME = "AllTraffic"
 

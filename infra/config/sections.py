@@ -289,6 +289,11 @@ class MonitoringSettings(Section):
     max_runtime_seconds: int = Field(default=1800, ge=60, le=3600)
     retrain_on_drift: bool = False
     retrain_drift_threshold: float = Field(default=0.3, gt=0, lt=1)
+    # Model quality: captured predictions merged with the true labels uploaded under ground-truth/ (by event id),
+    # analyzed on the same schedule over the requests of the hour this many hours back, which gives the labels
+    # time to arrive; an alarm when accuracy falls below pipeline.accuracy_threshold.
+    model_quality: bool = False
+    ground_truth_delay_hours: int = Field(default=24, ge=1, le=168)
 
 
 class StorageSettings(Section):
@@ -362,6 +367,11 @@ class StageConfig(Section):
     @model_validator(mode="after")
     def _monitoring_has_traffic_in_its_region(self) -> StageConfig:
         monitoring, inference = self.monitoring, self.inference
+        if monitoring.model_quality and not monitoring.enabled:
+            raise ValueError(
+                "monitoring.model_quality: model quality runs with the drift monitoring of captured requests; "
+                "set monitoring.enabled to true too"
+            )
         if not monitoring.enabled or not inference.model_package_arn:
             return self
         realtime = inference.realtime

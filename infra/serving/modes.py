@@ -23,8 +23,8 @@ from infra.config import BatchTransform as BatchTransformSettings
 from infra.foundation.removal import removal_policy
 from infra.serving.asynchronous import AsyncEndpoint
 from infra.serving.batch_transform import BatchTransform
-from infra.serving.drift import DriftMonitoring, RetrainTarget
 from infra.serving.model import ServingModel
+from infra.serving.model_monitor import DriftMonitoring, ModelQualityMonitoring, RetrainTarget
 from infra.serving.monitoring import ASYNC_INVOCATIONS_METRIC, ServingDashboard, endpoint_metric, variant_metric
 from infra.serving.notifications import NotificationKey
 from infra.serving.realtime import RealtimeEndpoint
@@ -102,6 +102,21 @@ def _realtime(scope: Construct, settings: RealtimeInference, shared: SharedServi
             retrain=RetrainTarget.of(source),
             vpc=config.pipeline.vpc,
         )
+        if config.monitoring.model_quality:
+            realtime.quality = ModelQualityMonitoring(
+                realtime,
+                "ModelQualityMonitoring",
+                settings=config.monitoring,
+                accuracy_threshold=config.pipeline.accuracy_threshold,
+                endpoint=realtime.endpoint,
+                endpoint_name=realtime.endpoint_name,
+                schedule_name=naming.model_quality_schedule_name(config),
+                role=shared.role,
+                key=shared.key,
+                artifacts=shared.artifacts,
+                alarm_topic=shared.alarm_topic,
+                vpc=config.pipeline.vpc,
+            )
     return realtime
 
 
@@ -113,9 +128,10 @@ def _realtime_summary(realtime: RealtimeEndpoint) -> str:
         return f"real-time endpoint {realtime.endpoint_name}"
     retrain = monitoring.retrain_alarm_name
     action = f", retraining on {retrain}" if retrain is not None else ""
+    quality = f"; model quality {realtime.quality.schedule_name}" if realtime.quality is not None else ""
     return (
         f"real-time endpoint {realtime.endpoint_name} (drift monitoring {monitoring.schedule_name}: "
-        f"{len(monitoring.drift_alarms)} feature alarms{action})"
+        f"{len(monitoring.drift_alarms)} feature alarms{action}{quality})"
     )
 
 

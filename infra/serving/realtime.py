@@ -22,7 +22,7 @@ from infra.serving.scaling import ScalableDimension, keep_scaled_capacity, varia
 from training_code.contract import TEXT_CONTENT_TYPES
 
 if TYPE_CHECKING:
-    from infra.serving.drift import DriftMonitoring
+    from infra.serving.model_monitor import DriftMonitoring, ModelQualityMonitoring
 
 
 class RealtimeEndpoint(Construct):
@@ -45,6 +45,7 @@ class RealtimeEndpoint(Construct):
         # The drift monitoring of its captured requests, where the stage turns it on (infra/serving/modes.py).
         self.monitoring: DriftMonitoring | None = None
         self.monitoring_skipped: str | None = None
+        self.quality: ModelQualityMonitoring | None = None
         # Alarms refer to the endpoint by name, so they exist before it: a deployment can roll back on them at once.
         self.alarms = EndpointAlarms(
             self, "Alarms", endpoint_name=endpoint_name, settings=alarm_settings, topic=alarm_topic

@@ -102,9 +102,12 @@ def test_a_model_package_version_from_the_command_line_is_what_a_stage_serves(cd
 def test_enabled_inference_modes_come_from_config(cdk_context):
     dev = configs(cdk_context, **{"dev.inference.asynchronous.enabled": "true"})["dev"]
     assert "asynchronous" in dev.inference.enabled_modes
-    prod = configs(cdk_context, **{"prod.inference.realtime.enabled": "false", "prod.monitoring.enabled": "false"})[
-        "prod"
-    ]
+    without_realtime = {
+        "prod.inference.realtime.enabled": "false",
+        "prod.monitoring.enabled": "false",
+        "prod.monitoring.model_quality": "false",
+    }
+    prod = configs(cdk_context, **without_realtime)["prod"]
     assert "realtime" not in prod.inference.enabled_modes
 
 
@@ -143,6 +146,11 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
             },
             "stages.staging: monitoring.enabled: SageMaker Model Monitor's analyzer is not offered in ca-west-1; it "
             "is in af-south-1, ",
+        ),
+        (
+            {"prod.monitoring.enabled": "false"},
+            "stages.prod: monitoring.model_quality: model quality runs with the drift monitoring of captured "
+            "requests; set monitoring.enabled to true too",
         ),
         (
             {"staging.monitoring.schedule": "weekly"},

@@ -451,6 +451,10 @@ RESOURCE_APIS: dict[str, ResourceApi] = {
         (Call("sagemaker", "CreateDataQualityJobDefinition"),),
         cloudformation_only={"EndpointName": "the endpoint the resource waits for; the job input names it"},
     ),
+    "AWS::SageMaker::ModelQualityJobDefinition": ResourceApi(
+        (Call("sagemaker", "CreateModelQualityJobDefinition"),),
+        cloudformation_only={"EndpointName": "the endpoint the resource waits for; the job input names it"},
+    ),
     "AWS::SageMaker::MonitoringSchedule": ResourceApi(
         (Call("sagemaker", "CreateMonitoringSchedule"),),
         cloudformation_only={"EndpointName": "the endpoint the resource waits for; the job definition names it"},

@@ -1,6 +1,8 @@
-"""Drift monitoring of the real-time endpoint: a schedule compares captured requests with the served version's
-baseline, an alarm per feature notifies the alarm topic, and in staging a drift beyond the retrain threshold starts the
-training pipeline once, through an EventBridge rule that matches only that alarm going into ALARM."""
+"""Model Monitor on the real-time endpoint: a schedule compares captured requests with the served version's baseline,
+an alarm per feature notifies the alarm topic, and in staging a drift beyond the retrain threshold starts the training
+pipeline once, through an EventBridge rule that matches only that alarm going into ALARM; in prod a second schedule
+measures accuracy on the ground truth uploaded for captured requests, and an alarm compares it with the stage's
+threshold."""
 
 from __future__ import annotations
 
@@ -11,7 +13,15 @@ import pytest
 from moto.events.models import EventPattern
 
 from infra import naming
-from infra.serving.drift import DATA_METRICS_NAMESPACE, DRIFT_METRIC_PREFIX, SCHEDULES, captured_column
+from infra.serving.model_monitor import (
+    ACCURACY_METRIC,
+    DATA_METRICS_NAMESPACE,
+    DRIFT_METRIC_PREFIX,
+    MODEL_METRICS_NAMESPACE,
+    PREDICTED_LABEL_COLUMN,
+    SCHEDULES,
+    captured_column,
+)
 from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
 
 MONITORED = ("staging", "prod")
@@ -42,7 +52,11 @@ def test_the_schedule_compares_captured_requests_with_the_served_versions_baseli
     config = stage_configs[stage]
     template = synthesized_app.template(stage, "Serving")
     definition_id, definition = only(template, "AWS::SageMaker::DataQualityJobDefinition")
-    schedule_id, schedule = only(template, "AWS::SageMaker::MonitoringSchedule")
+    (schedule,) = [
+        s
+        for s in of_type(template, "AWS::SageMaker::MonitoringSchedule").values()
+        if s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] == "DataQuality"
+    ]
     endpoint_name = naming.realtime_endpoint_name(config)
     (endpoint_id,) = [
         key
@@ -227,3 +241,45 @@ def test_the_retraining_it_starts_registers_a_version_that_says_why(synthesized_
         p for p in spec.parameter_specs(config, "bucket", "image") if p.name == spec.ParameterName.TRIGGERED_BY
     ]
     assert trigger.parse(value) == value, "a value the version's metadata accepts"
+
+
+def test_prod_measures_the_served_versions_accuracy_on_uploaded_ground_truth(synthesized_app, stage_configs):
+    config = stage_configs["prod"]
+    template = synthesized_app.template("prod", "Serving")
+    definition_id, definition = only(template, "AWS::SageMaker::ModelQualityJobDefinition")
+    job = definition["Properties"]
+    endpoint_name = naming.realtime_endpoint_name(config)
+    assert job["ModelQualityAppSpecification"]["ProblemType"] == "MulticlassClassification"
+    endpoint_input = job["ModelQualityJobInput"]["EndpointInput"]
+    assert endpoint_input["InferenceAttribute"] == PREDICTED_LABEL_COLUMN
+    delay = config.monitoring.ground_truth_delay_hours
+    assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == (f"-PT{delay + 1}H", f"-PT{delay}H")
+    ground_truth = json.dumps(job["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"])
+    assert f"/ground-truth/{endpoint_name}" in ground_truth
+    (schedule,) = [
+        s["Properties"]
+        for s in of_type(template, "AWS::SageMaker::MonitoringSchedule").values()
+        if s["Properties"]["MonitoringScheduleConfig"]["MonitoringType"] == "ModelQuality"
+    ]
+    assert schedule["MonitoringScheduleName"] == naming.model_quality_schedule_name(config)
+    assert schedule["MonitoringScheduleConfig"]["MonitoringJobDefinitionName"] == job["JobDefinitionName"]
+    (alarm,) = [
+        a["Properties"]
+        for a in of_type(template, "AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("Namespace") == MODEL_METRICS_NAMESPACE
+    ]
+    assert (alarm["MetricName"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+        ACCURACY_METRIC,
+        "LessThanThreshold",
+        config.pipeline.accuracy_threshold,
+    )
+    (topic_id,) = [key for key in of_type(template, "AWS::SNS::Topic") if key.startswith("AlarmTopic")]
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    reads = [
+        statement
+        for policy in of_type(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "ReadGroundTruth"
+    ]
+    assert len(reads) == 1 and "/ground-truth/*" in json.dumps(reads[0]["Resource"])
+    assert of_type(synthesized_app.template("staging", "Serving"), "AWS::SageMaker::ModelQualityJobDefinition") == {}

@@ -1,16 +1,23 @@
-"""Drift monitoring of the real-time endpoint: Model Monitor's built-in analyzer compares the captured requests with the
-served version's baseline on a schedule, an alarm per feature notifies the stage's alarm topic when the feature
-drifts beyond the alarm threshold, and, where retraining is on, a drift beyond the retrain threshold starts the
-training pipeline that registers the next candidate (PendingManualApproval: a person still decides).
+"""Model Monitor on the real-time endpoint, with SageMaker's built-in analyzer.
+
+Drift: on a schedule the analyzer compares the captured requests with the served version's baseline; an alarm per
+feature notifies the stage's alarm topic when the feature drifts beyond the alarm threshold, and, where retraining is
+on, a drift beyond the retrain threshold starts the training pipeline that registers the next candidate
+(PendingManualApproval: a person still decides).
+
+Model quality (where turned on): the analyzer merges the captured predictions with the true labels uploaded under
+ground-truth/ (by event id) and publishes the accuracy of the served version, which an alarm compares with the stage's
+accuracy threshold.
 
 The built-in analyzer, not an image of ours: the baseline step writes its file formats, it reads SageMaker's capture
-format itself, and it publishes the per-feature drift metrics the alarms watch."""
+and ground-truth formats itself, and it publishes the metrics the alarms watch."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import ArnFormat, Aws, CfnMapping, Duration, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -38,6 +45,10 @@ from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
 # Where Model Monitor publishes an endpoint's data-quality metrics, and how it names a feature's drift distance.
 DATA_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/data-metrics"
 DRIFT_METRIC_PREFIX = "feature_baseline_drift_"
+MODEL_METRICS_NAMESPACE = "aws/sagemaker/Endpoints/model-metrics"
+ACCURACY_METRIC = "accuracy"
+# A CSV answer is one label per row (training_code/serving/answers.py): the label is its column 0.
+PREDICTED_LABEL_COLUMN = "0"
 SCHEDULES = {"hourly": "cron(0 * ? * * *)", "daily": "cron(0 0 ? * * *)"}
 SCHEDULE_PERIODS = {"hourly": Duration.hours(1), "daily": Duration.days(1)}
 # The paths SageMaker uses inside a monitoring job's container (as the SDK sets them).
@@ -102,7 +113,7 @@ class DriftMonitoring(Construct):
         reports = f"s3://{artifacts.bucket_name}/{ArtifactPrefix.MONITORING}{endpoint_name}"
         job_definition_props = dict(
             data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
-                image_uri=self._analyzer_image(stack),
+                image_uri=analyzer_image(stack),
                 environment={"publish_cloudwatch_metrics": "Enabled"},
             ),
             data_quality_baseline_config=sagemaker.CfnDataQualityJobDefinition.DataQualityBaselineConfigProperty(
@@ -298,7 +309,7 @@ class DriftMonitoring(Construct):
                         service="ecr",
                         resource="repository",
                         resource_name=MODEL_MONITOR_REPOSITORY,
-                        account=self._analyzer_account(stack),
+                        account=analyzer_account(stack),
                     )
                 ],
             )
@@ -319,16 +330,130 @@ class DriftMonitoring(Construct):
             "processing jobs' log group in this account and region.",
         )
 
-    def _analyzer_account(self, stack: Stack) -> str:
-        mapping = stack.node.try_find_child("ModelMonitorImage") or CfnMapping(
-            stack,
-            "ModelMonitorImage",
-            mapping={region: {"Account": model_monitor_registries()[region]} for region in monitoring_regions()},
-        )
-        return Fn.find_in_map(mapping.logical_id, Aws.REGION, "Account")
 
-    def _analyzer_image(self, stack: Stack) -> str:
-        return f"{self._analyzer_account(stack)}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{MODEL_MONITOR_REPOSITORY}"
+class ModelQualityMonitoring(Construct):
+    """Runs as the serving role, which DriftMonitoring lets read the captured requests and write the reports; this
+    adds reading the ground truth."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: MonitoringSettings,
+        accuracy_threshold: float,
+        endpoint: sagemaker.CfnEndpoint,
+        endpoint_name: str,
+        schedule_name: str,
+        role: ServingRole,
+        key: kms.IKey,
+        artifacts: s3.IBucket,
+        alarm_topic: sns.ITopic,
+        vpc: VpcSettings | None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.schedule_name = schedule_name
+        role.read("ReadGroundTruth", artifacts, ArtifactPrefix.GROUND_TRUTH)
+        self.ground_truth_uri = f"s3://{artifacts.bucket_name}/{ArtifactPrefix.GROUND_TRUTH}{endpoint_name}"
+        reports = f"s3://{artifacts.bucket_name}/{ArtifactPrefix.MONITORING}{endpoint_name}/model-quality"
+        window = SCHEDULE_PERIODS[settings.schedule].to_hours()
+        delay = settings.ground_truth_delay_hours
+        definition = sagemaker.CfnModelQualityJobDefinition
+        props = dict(
+            model_quality_app_specification=definition.ModelQualityAppSpecificationProperty(
+                image_uri=analyzer_image(stack),
+                problem_type="MulticlassClassification",
+                environment={"publish_cloudwatch_metrics": "Enabled"},
+            ),
+            model_quality_job_input=definition.ModelQualityJobInputProperty(
+                endpoint_input=definition.EndpointInputProperty(
+                    endpoint_name=endpoint_name,
+                    local_path=ENDPOINT_INPUT_PATH,
+                    inference_attribute=PREDICTED_LABEL_COLUMN,
+                    # The requests of one schedule period, `delay` hours back: their labels have had time to arrive.
+                    start_time_offset=f"-PT{delay + window:g}H",
+                    end_time_offset=f"-PT{delay}H",
+                    s3_input_mode="File",
+                    s3_data_distribution_type="FullyReplicated",
+                ),
+                ground_truth_s3_input=definition.MonitoringGroundTruthS3InputProperty(s3_uri=self.ground_truth_uri),
+            ),
+            model_quality_job_output_config=definition.MonitoringOutputConfigProperty(
+                kms_key_id=key.key_arn,
+                monitoring_outputs=[
+                    definition.MonitoringOutputProperty(
+                        s3_output=definition.S3OutputProperty(
+                            local_path=OUTPUT_PATH, s3_uri=reports, s3_upload_mode="EndOfJob"
+                        )
+                    )
+                ],
+            ),
+            job_resources=definition.MonitoringResourcesProperty(
+                cluster_config=definition.ClusterConfigProperty(
+                    instance_count=1,
+                    instance_type=settings.instance_type,
+                    volume_size_in_gb=VOLUME_SIZE_GB,
+                    volume_kms_key_id=key.key_arn if supports_volume_kms_key(settings.instance_type) else None,
+                )
+            ),
+            network_config=_network(vpc, definition),
+            role_arn=role.role_arn,
+            stopping_condition=definition.StoppingConditionProperty(
+                max_runtime_in_seconds=settings.max_runtime_seconds
+            ),
+        )
+        self.job_definition = definition(
+            self, "JobDefinition", job_definition_name=f"{schedule_name}-{_digest(stack, props)}", **props
+        )
+        self.schedule = sagemaker.CfnMonitoringSchedule(
+            self,
+            "Schedule",
+            monitoring_schedule_name=schedule_name,
+            endpoint_name=endpoint_name,
+            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+                monitoring_job_definition_name=self.job_definition.job_definition_name,
+                monitoring_type="ModelQuality",
+                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
+                    schedule_expression=SCHEDULES[settings.schedule]
+                ),
+            ),
+        )
+        self.schedule.node.add_dependency(self.job_definition, endpoint)
+        self.accuracy_alarm = cloudwatch.Alarm(
+            self,
+            "Accuracy",
+            alarm_name=f"{endpoint_name}-accuracy",
+            alarm_description=f"The served version's accuracy on requests with ground truth fell below "
+            f"{accuracy_threshold}, the stage's accuracy threshold",
+            metric=cloudwatch.Metric(
+                namespace=MODEL_METRICS_NAMESPACE,
+                metric_name=ACCURACY_METRIC,
+                dimensions_map={"Endpoint": endpoint_name, "MonitoringSchedule": schedule_name},
+                statistic=cloudwatch.Stats.MINIMUM,
+                period=SCHEDULE_PERIODS[settings.schedule],
+            ),
+            threshold=accuracy_threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            evaluation_periods=1,
+            # No ground truth for the period: nothing to judge.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.accuracy_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+
+
+def analyzer_account(stack: Stack) -> str:
+    """The account of the region's analyzer image, from the stack's mapping (the stack may not know its region)."""
+    mapping = stack.node.try_find_child("ModelMonitorImage") or CfnMapping(
+        stack,
+        "ModelMonitorImage",
+        mapping={region: {"Account": model_monitor_registries()[region]} for region in monitoring_regions()},
+    )
+    return Fn.find_in_map(mapping.logical_id, Aws.REGION, "Account")
+
+
+def analyzer_image(stack: Stack) -> str:
+    return f"{analyzer_account(stack)}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{MODEL_MONITOR_REPOSITORY}"
 
 
 def retrain_event_pattern(alarm_arn: str) -> dict:
@@ -341,11 +466,12 @@ def retrain_event_pattern(alarm_arn: str) -> dict:
     }
 
 
-def _network(vpc: VpcSettings | None) -> sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty | None:
+def _network(vpc: VpcSettings | None, definition: type = sagemaker.CfnDataQualityJobDefinition) -> Any:
+    """The job's VPC settings in the property types of `definition` (each job definition type has its own)."""
     if vpc is None:
         return None
-    return sagemaker.CfnDataQualityJobDefinition.NetworkConfigProperty(
-        vpc_config=sagemaker.CfnDataQualityJobDefinition.VpcConfigProperty(
+    return definition.NetworkConfigProperty(
+        vpc_config=definition.VpcConfigProperty(
             security_group_ids=list(vpc.security_group_ids), subnets=list(vpc.subnet_ids)
         )
     )
