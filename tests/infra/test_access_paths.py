@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from infra.assembly import DELIVERY_CONSTRUCT_ID
+from infra.layout import BASELINE_DIR
 from infra.serving.asynchronous import ASYNC_FAILURE_PREFIX, ASYNC_INPUT_PREFIX, ASYNC_OUTPUT_PREFIX
 from infra.serving.batch_transform import OUTPUT_PREFIX as BATCH_OUTPUT_PREFIX
 from tests.conftest import (
@@ -29,6 +30,7 @@ from tests.infra.access.deployment import Deployment
 from tests.infra.access.evaluator import AccessModel
 from tests.infra.access.handwritten import document, statement
 from tests.infra.access.policies import Principal, declared_role
+from training_code.contract import STATISTICS_FILE
 
 REGION = STAGES_REGION
 assert REGION == DELIVERY_REGION
@@ -39,6 +41,13 @@ VIA_SAGEMAKER = {"kms:ViaService": f"sagemaker.{REGION}.amazonaws.com"}
 TO_SAGEMAKER = {"iam:PassedToService": "sagemaker.amazonaws.com"}
 BUCKET = "AWS::S3::Bucket"
 MODEL_ARCHIVE = "models/mlopskit-staging-training/mlopskit-staging-tune-1-001/output/model.tar.gz"
+# A run of a stage's training pipeline writes its outputs under pipeline-runs/<pipeline>/<execution>/: its baseline is
+# what drift monitoring may read of them, its preprocessed training data is not.
+STAGING_RUN = "pipeline-runs/mlopskit-staging-training/execution3/"
+STAGING_BASELINE = f"{STAGING_RUN}{BASELINE_DIR}/{STATISTICS_FILE}"
+STAGING_TRAINING_DATA = f"{STAGING_RUN}preprocess/train/train.csv"
+CAPTURED = "data-capture/{prefix}-realtime/AllTraffic/2026/12/03/14/x.jsonl"
+MONITORING_REPORT = "monitoring/{prefix}-realtime/2026/12/03/14/constraint_violations.json"
 # Everything IAM can allow: what a resource's own policy still keeps out is what the rows below show.
 ADMINISTRATOR = document(statement("*", "*"))
 
@@ -159,6 +168,19 @@ def serving(stage: str) -> Resolver:
 
 def batch_state_machine(stage: str) -> Resolver:
     return role(stage, "Serving", "BatchTransformStateMachineRole")
+
+
+def retrain(stage: str) -> Resolver:
+    """The role EventBridge starts the training pipeline as when the endpoint's drift passes the retrain threshold."""
+    return role(stage, "Serving", "RealtimeDriftMonitoringRetrainRole")
+
+
+def aws_service(name: str) -> Resolver:
+    return lambda layout: layout.access.principal(name)
+
+
+def training_pipeline(stage: str) -> Resolver:
+    return lambda layout: layout.deployment.arn(layout.stack(stage, "Pipeline"), "Pipeline", "AWS::SageMaker::Pipeline")
 
 
 def person(name: str, stage: str | None = None) -> Resolver:
@@ -509,6 +531,185 @@ ROWS = [
         "dev models/",
         obj("dev", "artifacts", MODEL_ARCHIVE),
         layouts=("one account",),
+    ),
+    # Drift monitoring: the data-quality job runs as the serving role. It reads its own stage's captured requests and
+    # the served version's baseline, which lies with the run that registered the version (staging's, also for prod,
+    # through staging's bucket and key policies where prod is elsewhere), and writes its reports. Nothing else of the
+    # runs (their training data), and no writing a baseline: a rewritten baseline would silence the drift alarms.
+    may(
+        "staging serving",
+        serving("staging"),
+        "s3:GetObject",
+        "staging data-capture/",
+        obj("staging", "artifacts", CAPTURED.format(prefix="mlopskit-staging")),
+    ),
+    may(
+        "staging serving",
+        serving("staging"),
+        "s3:ListBucket",
+        "staging artifacts bucket, data-capture/ prefix",
+        bucket("staging", "artifacts"),
+        context={"s3:prefix": "data-capture/mlopskit-staging-realtime/AllTraffic/"},
+    ),
+    may(
+        "staging serving",
+        serving("staging"),
+        "s3:PutObject",
+        "staging monitoring/",
+        obj("staging", "artifacts", MONITORING_REPORT.format(prefix="mlopskit-staging")),
+    ),
+    may(
+        "staging serving",
+        serving("staging"),
+        "s3:GetObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+    ),
+    may_not(
+        "staging serving",
+        serving("staging"),
+        "s3:GetObject",
+        "staging run training data",
+        obj("staging", "artifacts", STAGING_TRAINING_DATA),
+    ),
+    may_not(
+        "staging serving",
+        serving("staging"),
+        "s3:PutObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+    ),
+    may_not(
+        "staging serving",
+        serving("staging"),
+        "s3:ListBucket",
+        "staging artifacts bucket, pipeline-runs/ prefix",
+        bucket("staging", "artifacts"),
+        context={"s3:prefix": "pipeline-runs/"},
+    ),
+    may(
+        "prod serving",
+        serving("prod"),
+        "s3:GetObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+    ),
+    may(
+        "prod serving",
+        serving("prod"),
+        "s3:GetObject",
+        "prod data-capture/",
+        obj("prod", "artifacts", CAPTURED.format(prefix="mlopskit-prod")),
+    ),
+    may(
+        "prod serving",
+        serving("prod"),
+        "s3:PutObject",
+        "prod monitoring/",
+        obj("prod", "artifacts", MONITORING_REPORT.format(prefix="mlopskit-prod")),
+    ),
+    may_not(
+        "prod serving",
+        serving("prod"),
+        "s3:GetObject",
+        "staging run training data",
+        obj("staging", "artifacts", STAGING_TRAINING_DATA),
+    ),
+    may_not(
+        "prod serving",
+        serving("prod"),
+        "s3:PutObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+    ),
+    may_not(
+        "prod serving",
+        serving("prod"),
+        "s3:PutObject",
+        "staging monitoring/",
+        obj("staging", "artifacts", MONITORING_REPORT.format(prefix="mlopskit-prod")),
+    ),
+    may_not(
+        "prod serving",
+        serving("prod"),
+        "s3:GetObject",
+        "prod baseline (not of a version prod serves)",
+        obj("prod", "artifacts", f"pipeline-runs/mlopskit-prod-training/execution1/{BASELINE_DIR}/{STATISTICS_FILE}"),
+    ),
+    # The pipeline's jobs write the baseline; monitoring's reports are not theirs to write.
+    may(
+        "staging jobs",
+        jobs("staging"),
+        "s3:PutObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+    ),
+    may_not(
+        "staging jobs",
+        jobs("staging"),
+        "s3:PutObject",
+        "staging monitoring/",
+        obj("staging", "artifacts", MONITORING_REPORT.format(prefix="mlopskit-staging")),
+    ),
+    # Staging's bucket shares the baselines with prod's serving role, not with prod's account.
+    may_not(
+        "prod operator",
+        operator("prod"),
+        "s3:GetObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+        layouts=DELIVERY_LAYOUTS,
+    ),
+    may_not(
+        "foreign administrator",
+        OUTSIDER,
+        "s3:GetObject",
+        "staging baseline",
+        obj("staging", "artifacts", STAGING_BASELINE),
+    ),
+    # Drift beyond staging's retrain threshold starts staging's training pipeline through EventBridge, as a role that
+    # may do that and nothing else; the serving role itself starts nothing.
+    may(
+        "EventBridge",
+        aws_service("events.amazonaws.com"),
+        "sts:AssumeRole",
+        "staging retrain role",
+        role_arn(retrain("staging")),
+    ),
+    may(
+        "staging retrain",
+        retrain("staging"),
+        "sagemaker:StartPipelineExecution",
+        "staging training pipeline",
+        training_pipeline("staging"),
+    ),
+    may_not(
+        "staging retrain",
+        retrain("staging"),
+        "sagemaker:StartPipelineExecution",
+        "prod training pipeline",
+        training_pipeline("prod"),
+    ),
+    may_not(
+        "staging retrain",
+        retrain("staging"),
+        "sagemaker:UpdatePipeline",
+        "staging training pipeline",
+        training_pipeline("staging"),
+    ),
+    may_not(
+        "staging serving",
+        serving("staging"),
+        "sagemaker:StartPipelineExecution",
+        "staging training pipeline",
+        training_pipeline("staging"),
+    ),
+    may_not(
+        "staging serving",
+        serving("staging"),
+        "sts:AssumeRole",
+        "staging retrain role",
+        role_arn(retrain("staging")),
     ),
     # CloudFormation in prod's account creates prod's models from staging's version.
     may(
