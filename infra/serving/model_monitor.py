@@ -156,28 +156,16 @@ class DriftMonitoring(Construct):
                 max_runtime_in_seconds=settings.max_runtime_seconds
             ),
         )
-        # Every property of a job definition is immutable: a change creates a new one under a new name, and the
-        # schedule moves to it (a fixed name would make CloudFormation refuse the replacement).
-        self.job_definition = sagemaker.CfnDataQualityJobDefinition(
+        self.job_definition, self.schedule = _scheduled(
             self,
-            "JobDefinition",
-            job_definition_name=f"{schedule_name}-{_digest(stack, job_definition_props)}",
-            **job_definition_props,
-        )
-        self.schedule = sagemaker.CfnMonitoringSchedule(
-            self,
-            "Schedule",
-            monitoring_schedule_name=schedule_name,
+            sagemaker.CfnDataQualityJobDefinition,
+            job_definition_props,
+            monitoring_type="DataQuality",
+            schedule=settings.schedule,
+            schedule_name=schedule_name,
+            endpoint=endpoint,
             endpoint_name=endpoint_name,
-            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
-                monitoring_job_definition_name=self.job_definition.job_definition_name,
-                monitoring_type="DataQuality",
-                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
-                    schedule_expression=SCHEDULES[settings.schedule]
-                ),
-            ),
         )
-        self.schedule.node.add_dependency(self.job_definition, endpoint)
 
         period = SCHEDULE_PERIODS[settings.schedule]
         self.drift_alarms = [
@@ -403,23 +391,16 @@ class ModelQualityMonitoring(Construct):
                 max_runtime_in_seconds=settings.max_runtime_seconds
             ),
         )
-        self.job_definition = definition(
-            self, "JobDefinition", job_definition_name=f"{schedule_name}-{_digest(stack, props)}", **props
-        )
-        self.schedule = sagemaker.CfnMonitoringSchedule(
+        self.job_definition, self.schedule = _scheduled(
             self,
-            "Schedule",
-            monitoring_schedule_name=schedule_name,
+            definition,
+            props,
+            monitoring_type="ModelQuality",
+            schedule=settings.schedule,
+            schedule_name=schedule_name,
+            endpoint=endpoint,
             endpoint_name=endpoint_name,
-            monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
-                monitoring_job_definition_name=self.job_definition.job_definition_name,
-                monitoring_type="ModelQuality",
-                schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
-                    schedule_expression=SCHEDULES[settings.schedule]
-                ),
-            ),
         )
-        self.schedule.node.add_dependency(self.job_definition, endpoint)
         self.accuracy_alarm = cloudwatch.Alarm(
             self,
             "Accuracy",
@@ -464,6 +445,43 @@ def retrain_event_pattern(alarm_arn: str) -> dict:
         "resources": [alarm_arn],
         "detail": {"state": {"value": ["ALARM"]}},
     }
+
+
+def _scheduled(
+    scope: Construct,
+    definition: type,
+    props: dict[str, Any],
+    *,
+    monitoring_type: str,
+    schedule: str,
+    schedule_name: str,
+    endpoint: sagemaker.CfnEndpoint,
+    endpoint_name: str,
+) -> tuple[Any, sagemaker.CfnMonitoringSchedule]:
+    """The job definition of type `definition` and the schedule that runs it on the endpoint. Every property of a
+    job definition is immutable: a change creates a new one under a new name (a hash of its properties), and the
+    schedule moves to it (a fixed name would make CloudFormation refuse the replacement)."""
+    job_definition = definition(
+        scope,
+        "JobDefinition",
+        job_definition_name=f"{schedule_name}-{_digest(Stack.of(scope), props)}",
+        **props,
+    )
+    scheduled = sagemaker.CfnMonitoringSchedule(
+        scope,
+        "Schedule",
+        monitoring_schedule_name=schedule_name,
+        endpoint_name=endpoint_name,
+        monitoring_schedule_config=sagemaker.CfnMonitoringSchedule.MonitoringScheduleConfigProperty(
+            monitoring_job_definition_name=job_definition.job_definition_name,
+            monitoring_type=monitoring_type,
+            schedule_config=sagemaker.CfnMonitoringSchedule.ScheduleConfigProperty(
+                schedule_expression=SCHEDULES[schedule]
+            ),
+        ),
+    )
+    scheduled.node.add_dependency(job_definition, endpoint)
+    return job_definition, scheduled
 
 
 def _network(vpc: VpcSettings | None, definition: type = sagemaker.CfnDataQualityJobDefinition) -> Any:

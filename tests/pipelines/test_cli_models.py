@@ -18,18 +18,10 @@ from pipelines.cli import app
 from pipelines.cli.common import CommandError
 from pipelines.cli.smoke_test import invoke_with_zeros
 from pipelines.registry import ModelSignature
-from tests.pipelines.registry_fakes import ACCOUNT, BUCKET, CALLER, CLASSES, FEATURES, GROUPS, REGION, fake_registry
+from tests.pipelines.registry_fakes import ACCOUNT, BUCKET, CALLER, CLASSES, FEATURES, GROUPS, REGION
 
 STAGING = GROUPS["staging"]
 ENDPOINT = "mlopskit-staging-realtime"
-
-
-@pytest.fixture
-def aws(monkeypatch, tmp_path):
-    # No test may read or write the repository's manifests, also through the stage config.
-    monkeypatch.setattr(manifest, "MANIFEST_DIR", tmp_path / "repository-manifests")
-    with fake_registry(monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from infra import manifest
 from pipelines.cli import app
 from pipelines.local.aws import Endpoint
-from tests.pipelines.registry_fakes import ACCOUNT, BUCKET, CALLER, FEATURES, GROUPS, REGION, fake_registry
+from tests.pipelines.registry_fakes import ACCOUNT, BUCKET, CALLER, FEATURES, GROUPS, REGION
 
 SCHEDULE = "mlopskit-staging-data-quality"
 ENDPOINT = "mlopskit-staging-realtime"
@@ -41,14 +41,6 @@ PER_FEATURE = [
     ["sepal_width", "_c3", "data_type_check", "Data type match 0.8 < 1.0"],
     ["_c4", "_c4", "extra_column_check", "Extra column _c4"],
 ]
-
-
-@pytest.fixture
-def aws(monkeypatch, tmp_path):
-    # No test may read or write the repository's manifests, also through the stage config.
-    monkeypatch.setattr(manifest, "MANIFEST_DIR", tmp_path / "repository-manifests")
-    with fake_registry(monkeypatch) as fake:
-        yield fake
 
 
 @pytest.fixture
