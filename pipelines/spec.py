@@ -72,6 +72,12 @@ DEFAULT_TRIGGER = "a manual or scheduled start"
 METADATA_VALUE = re.compile(r"[\w .:/=+\-@]{1,256}")
 
 
+def drift_trigger(threshold: float, endpoint_name: str, reports_uri: str) -> str:
+    """The TriggeredBy of a retraining on drift, in AWS (the retrain rule) and locally (`mlops local replay`):
+    `reports_uri` is the folder of the endpoint's monitoring reports, or of the one execution that drifted."""
+    return f"drift beyond {threshold} in {endpoint_name} - reports in {reports_uri}"
+
+
 class ApprovalStatus(StrEnum):
     """A model package version's ModelApprovalStatus, in the order a version goes through them: the pipeline
     registers it pending (by default), and an operator approves or rejects it."""

@@ -47,6 +47,15 @@ from infra.lint import LintFinding, lint_template  # noqa: E402
 from tests.deploy_machine import run_on_a_deploy_machine  # noqa: E402
 from tests.offline import offline_without_credentials  # noqa: E402
 
+# The modules whose tests run whole pipelines in processes of their own, each for half a minute or more of one worker
+# (measured): scheduled first, so that no worker is left with one while the other has finished.
+LONGEST_MODULES = ("tests/pipelines/local/test_local_loop.py", "tests/pipelines/local/test_signals.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """pytest-xdist hands out modules (--dist loadscope) in the order collected; a stable sort keeps the rest's."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_MODULES)
+
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_unconfigure(config: pytest.Config) -> None:

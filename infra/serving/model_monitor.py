@@ -39,7 +39,7 @@ from infra.layout import BASELINE_OBJECTS, ArtifactPrefix
 from infra.security import allow
 from infra.serving.role import OBJECT_KEYS_REASON, ServingRole
 from infra.serving.source import ServedModelSource
-from pipelines.spec import ParameterName
+from pipelines.spec import ParameterName, drift_trigger
 from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
 
 # Where Model Monitor publishes an endpoint's data-quality metrics, and how it names a feature's drift distance.
@@ -261,17 +261,14 @@ class DriftMonitoring(Construct):
                     sage_maker_pipeline_parameters=events.CfnRule.SageMakerPipelineParametersProperty(
                         pipeline_parameter_list=[
                             events.CfnRule.SageMakerPipelineParameterProperty(
-                                name=ParameterName.TRIGGERED_BY, value=self.trigger(threshold, endpoint_name, reports)
+                                name=ParameterName.TRIGGERED_BY,
+                                value=drift_trigger(threshold, endpoint_name, f"{reports}/"),
                             )
                         ]
                     ),
                 )
             ],
         )
-
-    @staticmethod
-    def trigger(threshold: float, endpoint_name: str, reports: str) -> str:
-        return f"drift beyond {threshold} in {endpoint_name} - reports in {reports}/"
 
     def _grant_the_analyzer(
         self, stack: Stack, role: ServingRole, source: ServedModelSource, artifacts: s3.IBucket

@@ -1,12 +1,15 @@
 """End to end on a table as users bring them (a text column, missing cells, the label column in the middle):
 `mlops local loop --data` runs the deployed definition here, registers a version with its metrics, approves it through
-the CLI and serves it to raw rows; a failing step stops the run with its reason."""
+the CLI and serves it to raw rows; a failing step stops the run with its reason; `mlops local replay` then monitors
+traffic to the served version and retrains on drift."""
 
 from __future__ import annotations
 
 import csv
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,16 +22,26 @@ import boto3
 import pytest
 from typer.testing import CliRunner, Result
 
+from infra.layout import ArtifactPrefix
 from pipelines import spec
 from pipelines.cli import app
 from pipelines.local.aws import embedded_aws
 from pipelines.local.layout import LOCAL_DIR_VARIABLE, LocalLayout
+from pipelines.local.replay import captured_inputs
 from pipelines.local.walkthrough import EXAMPLE_FILE, EXAMPLE_REQUEST
 from pipelines.registry import ApprovalStatus, Registry
 from pipelines.sample_data import PEOPLE_COLUMNS, PEOPLE_LABEL, write_digits_csv, write_people_csv
-from training_code.contract import ACCURACY_JSON_PATH
+from pipelines.steps import data_quality
+from tests.pipelines.local.test_replay import COLUMNS, ENDPOINT, FEATURES, read_json
+from training_code.contract import ACCURACY_JSON_PATH, VIOLATIONS_FILE
 
 REDUCED = ["-p", "TuningMaxJobs=2", "-p", "AccuracyThreshold=0.5"]
+ONE_TRIAL = ["-p", "TuningMaxJobs=1", "-p", "TuningMaxParallelJobs=1", "-p", "AccuracyThreshold=0.5"]
+# Enough rows that the test split (15%) drifts from the training split by sampling alone well under the drift
+# threshold of 0.1, for the replay at the end: with 600 rows, a test split of 90 reaches 0.158 at 95%
+# (Kolmogorov-Smirnov), and it did.
+LOOP_ROWS = 3000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def mlops(local_dir: Path, *arguments: str) -> subprocess.CompletedProcess:
@@ -61,7 +74,7 @@ def json_path(document: dict, dotted: str):
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     local_dir = tmp_path_factory.mktemp("local")
-    data = write_people_csv(tmp_path_factory.mktemp("data") / "people.csv").parent
+    data = write_people_csv(tmp_path_factory.mktemp("data") / "people.csv", rows=LOOP_ROWS).parent
     arguments = ("local", "loop", "--stage", "dev", "--data", str(data), "--label-column", PEOPLE_LABEL, *REDUCED)
     return local_dir, mlops(local_dir, *arguments)
 
@@ -215,3 +228,72 @@ def test_a_failing_step_stops_the_run_with_its_reason_and_registers_nothing(tmp_
     assert [step["name"] for step in record["steps"]] == []
     listed = mlops_here(local_dir, "--local", "models", "list", "--stage", "dev")
     assert "has no versions yet" in listed.stdout
+
+
+def test_replay_captures_monitors_plots_and_retrains_a_pending_version(loop, tmp_path):
+    """`mlops local replay` on a copy of the loop's state (version 1 Approved and served): the test split, then a
+    shifted copy, captured, monitored, plotted, and a retraining run registering version 2 for a person to approve."""
+    local_dir = tmp_path / "local"
+    shutil.copytree(loop[0], local_dir)
+    (test_split,) = local_dir.glob("runs/*/*-preprocess-*/**/test/test.csv")
+    started = time.monotonic()
+    completed = mlops(local_dir, "local", "replay", "--stage", "dev", *ONE_TRIAL)
+    seconds = time.monotonic() - started
+    print(f"mlops local replay (with its retraining run): {seconds:.1f} s wall time")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    out = completed.stdout
+
+    with embedded_aws(LocalLayout(local_dir)):
+        s3 = boto3.client("s3")
+        bucket = "mlopskit-dev-artifacts-123456789012-us-east-1"
+        keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket)["Contents"]]
+        captures = sorted(key for key in keys if key.startswith(f"{ArtifactPrefix.DATA_CAPTURE}{ENDPOINT}/"))
+        lines = {key: s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode().splitlines() for key in captures}
+        reports = [key for key in keys if key.startswith(f"monitoring/{ENDPOINT}/") and key.endswith(VIOLATIONS_FILE)]
+        # One execution per traffic set: <replay>-test-split, <replay>-shifted-1sd.
+        violations = {
+            traffic: read_json(s3, f"s3://{bucket}/{key}")["violations"]
+            for key in reports
+            for traffic in ("test-split", "shifted-1sd")
+            if key.split("/")[2].endswith(traffic)
+        }
+        registry = Registry()
+        version = registry.describe(registry.version_arn("mlopskit-dev-models", "2"))
+        trigger = version.customer_metadata[spec.TRIGGER_METADATA_KEY]
+        report_folder = trigger.rsplit(" ", 1)[-1]
+        attached = read_json(s3, report_folder + VIOLATIONS_FILE)
+
+    # Captured where the endpoint's capture writes, one file per traffic set, each line a capture record of a request
+    # of 10 rows: the test split's rows come back as its features.
+    assert len(captures) == 2
+    layout = rf"data-capture/{ENDPOINT}/AllTraffic/\d{{4}}/\d\d/\d\d/\d\d/\d\d-\d\d-\d{{3}}-[-\w]+\.jsonl"
+    assert all(re.fullmatch(layout, key) for key in captures)
+    header, *rows = list(csv.reader(test_split.open()))
+    expected = [[row[header.index(feature)] for feature in FEATURES] for row in rows]
+    parsed = {key: list(csv.reader(captured_inputs(lines[key]).splitlines())) for key in captures}
+    assert expected in parsed.values()
+    assert all(len(lines[key]) == -(-len(rows) // 10) for key in captures)
+    for line in lines[captures[0]]:  # and each request's answer: a label per row
+        data = json.loads(line)["captureData"]
+        answers = data["endpointOutput"]["data"].splitlines()
+        assert len(answers) == len(data["endpointInput"]["data"].splitlines()) and set(answers) <= {"high", "low"}
+
+    # The test split drifts nowhere; the shifted copy everywhere, in the numeric features as in the categorical ones.
+    assert len(reports) == len(violations) == 2
+    drifted = {
+        traffic: {v["feature_name"] for v in found if v["constraint_check_type"] == data_quality.BASELINE_DRIFT_CHECK}
+        for traffic, found in violations.items()
+    }
+    assert drifted == {"test-split": set(), "shifted-1sd": set(COLUMNS)}
+
+    # The tables name the features; the plot is a PNG.
+    assert re.search(r"│ size +│ Fractional +│ +0\.\d+ │ +0\.1 │ baseline_drift_check", out)
+    (plot,) = re.findall(r"^Drift plot: (\S+)$", out, re.MULTILINE)
+    assert Path(plot).read_bytes().startswith(PNG_SIGNATURE) and Path(plot).is_relative_to(local_dir)
+
+    # Version 2 waits for a person, and says which drift started it, with the report of the shifted traffic.
+    assert version.status == ApprovalStatus.PENDING
+    assert trigger.startswith(f"drift beyond 0.3 in {ENDPOINT} - reports in s3://{bucket}/monitoring/{ENDPOINT}/")
+    assert report_folder.endswith("-shifted-1sd/") and attached == {"violations": violations["shifted-1sd"]}
+    assert "--local models show 2 --stage dev" in out and "models approve 2 --stage dev" in out
+    assert "total (wall time)" in out
