@@ -24,6 +24,9 @@ MODEL_PACKAGE_ARN = re.compile(
 S3_FOLDER = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/(\S+/)?$")
 
 
+BASELINE_KEYS = {"uri", "features", "model_constraints"}
+
+
 class ManifestError(ValueError):
     pass
 
@@ -35,20 +38,31 @@ class DriftBaseline:
 
     uri: str
     features: tuple[str, ...]
+    # The model-quality constraints the version registered (accuracy below the stage's threshold is a violation);
+    # None for a version registered without them.
+    model_constraints: str | None = None
 
     def document(self) -> dict[str, Any]:
-        return {"uri": self.uri, "features": list(self.features)}
+        document: dict[str, Any] = {"uri": self.uri, "features": list(self.features)}
+        if self.model_constraints is not None:
+            document["model_constraints"] = self.model_constraints
+        return document
 
     @classmethod
     def from_document(cls, document: Any) -> DriftBaseline:
-        if not isinstance(document, dict) or set(document) != {"uri", "features"}:
-            raise ManifestError("baseline must be an object of uri and features")
+        if not isinstance(document, dict) or not {"uri", "features"} <= set(document) <= BASELINE_KEYS:
+            raise ManifestError("baseline must be an object of uri, features and optionally model_constraints")
         uri, features = document["uri"], document["features"]
         if not isinstance(uri, str) or not S3_FOLDER.match(uri):
             raise ManifestError(f"baseline uri {uri!r} is not an S3 folder (s3://bucket/prefix/)")
         if not isinstance(features, list) or not features or not all(isinstance(f, str) and f for f in features):
             raise ManifestError("baseline features must be a non-empty list of feature names")
-        return cls(uri, tuple(features))
+        model_constraints = document.get("model_constraints")
+        if model_constraints is not None and not (
+            isinstance(model_constraints, str) and model_constraints.startswith("s3://")
+        ):
+            raise ManifestError(f"baseline model_constraints {model_constraints!r} is not an S3 URI")
+        return cls(uri, tuple(features), model_constraints)
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from training_code.contract import (
     ACCURACY_JSON_PATH,
     CONSTRAINTS_FILE,
     EVALUATION_FILE,
+    MODEL_QUALITY_CONSTRAINTS_FILE,
     REQUEST_CONTENT_TYPES,
     RESPONSE_CONTENT_TYPES,
     STATISTICS_FILE,
@@ -428,6 +429,9 @@ class _StepBuilder:
                 self.parameters[ParameterName.LABEL_COLUMN],
                 "--drift-threshold",
                 str(self.config.pipeline.drift_threshold),
+                "--accuracy-threshold",
+                # Container arguments are strings; the parameter is a number.
+                self.parameters[ParameterName.ACCURACY_THRESHOLD].to_string(),
             ],  # fmt: skip
         )
 
@@ -457,11 +461,14 @@ class _StepBuilder:
             approval_status=self.parameters[ParameterName.MODEL_APPROVAL_STATUS],
             model_metrics=ModelMetrics(
                 model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri),
+                model_constraints=self._baseline_file(MODEL_QUALITY_CONSTRAINTS_FILE),
                 model_data_statistics=self._baseline_file(STATISTICS_FILE),
                 model_data_constraints=self._baseline_file(CONSTRAINTS_FILE),
             ),
-            # What monitoring of this version compares served requests with.
+            # What monitoring of this version compares served requests, and its accuracy on them, with.
             drift_check_baselines=DriftCheckBaselines(
+                model_statistics=MetricsSource(content_type="application/json", s3_uri=evaluation_uri),
+                model_constraints=self._baseline_file(MODEL_QUALITY_CONSTRAINTS_FILE),
                 model_data_statistics=self._baseline_file(STATISTICS_FILE),
                 model_data_constraints=self._baseline_file(CONSTRAINTS_FILE),
             ),

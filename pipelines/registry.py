@@ -148,8 +148,10 @@ class ModelVersion(VersionSummary):
     lineage: dict[str, str]
     containers: tuple[Container, ...]
     metrics_uri: str | None
-    # The data-quality statistics that monitoring compares the version's traffic with (its drift-check baseline).
+    # The data-quality statistics that monitoring compares the version's traffic with (its drift-check baseline), and
+    # the model-quality constraints its accuracy on labelled traffic is held to.
     baseline_statistics_uri: str | None = None
+    model_constraints_uri: str | None = None
 
     @classmethod
     def from_api(cls, package: Mapping[str, Any]) -> ModelVersion:
@@ -164,10 +166,8 @@ class ModelVersion(VersionSummary):
             lineage=dict(package.get("MetadataProperties") or {}),
             containers=tuple(Container(c.get("Image", ""), c.get("ModelDataUrl")) for c in containers),
             metrics_uri=statistics.get("S3Uri"),
-            baseline_statistics_uri=package.get("DriftCheckBaselines", {})
-            .get("ModelDataQuality", {})
-            .get("Statistics", {})
-            .get("S3Uri"),
+            baseline_statistics_uri=_drift_check_uri(package, "ModelDataQuality", "Statistics"),
+            model_constraints_uri=_drift_check_uri(package, "ModelQuality", "Constraints"),
         )
 
     @property
@@ -212,6 +212,10 @@ class DecisionOutcome:
     version: ModelVersion
     changed: bool
     message: str
+
+
+def _drift_check_uri(package: Mapping[str, Any], kind: str, part: str) -> str | None:
+    return package.get("DriftCheckBaselines", {}).get(kind, {}).get(part, {}).get("S3Uri")
 
 
 def split_s3_uri(uri: str) -> tuple[str, str]:
@@ -367,7 +371,7 @@ class Registry:
             bucket, key = split_s3_uri(features_uri)
             columns = json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
             features = tuple(columns[f"_c{position}"] for position in range(len(columns)))
-            return DriftBaseline(folder, features)
+            return DriftBaseline(folder, features, version.model_constraints_uri)
         except ClientError as error:
             raise RegistryError(f"cannot read {features_uri}: {error.response['Error']['Code']}") from None
         except (ValueError, KeyError, TypeError) as error:

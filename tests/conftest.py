@@ -94,6 +94,8 @@ SERVING_CONTEXT = {
         "uri": "s3://mlopskit-staging-artifacts-123456789012-eu-west-1/pipeline-runs/mlopskit-staging-training/"
         "execution2/baseline/",
         "features": ["age", "colour", "size", "city"],
+        "model_constraints": "s3://mlopskit-staging-artifacts-123456789012-eu-west-1/pipeline-runs/"
+        "mlopskit-staging-training/execution2/baseline/model_quality_constraints.json",
     },
 }
 

@@ -58,6 +58,9 @@ CONSTRAINTS_FILE = "constraints.json"
 VIOLATIONS_FILE = "constraint_violations.json"
 # Which feature each baseline column is: captured CSV has no header, so the analyzer names columns _c0, _c1, ...
 BASELINE_FEATURES_FILE = "features.json"
+# The model-quality constraints beside them (Model Monitor's format): accuracy on requests with ground truth below
+# the stage's accuracy threshold is a violation.
+MODEL_QUALITY_CONSTRAINTS_FILE = "model_quality_constraints.json"
 
 
 def channel_variable(channel: str) -> str:
@@ -99,5 +102,6 @@ TRANSFORM_PAYLOAD_LIMIT_MB = 100
 
 # evaluation.json sections (SageMaker's model-quality format) and where the pipeline's condition reads accuracy.
 MULTICLASS_METRICS = "multiclass_classification_metrics"
+MULTICLASS_CONSTRAINTS = "multiclass_classification_constraints"
 BINARY_METRICS = "binary_classification_metrics"
 ACCURACY_JSON_PATH = f"{MULTICLASS_METRICS}.accuracy.value"

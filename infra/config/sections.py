@@ -207,6 +207,7 @@ class ServedBaseline(Section):
 
     uri: S3Folder
     features: tuple[str, ...] = Field(min_length=1)
+    model_constraints: S3Uri | None = None
 
 
 class InferenceSettings(Section):

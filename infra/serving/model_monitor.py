@@ -335,7 +335,10 @@ class ModelQualityMonitoring(Construct):
         artifacts: s3.IBucket,
         alarm_topic: sns.ITopic,
         vpc: VpcSettings | None,
+        baseline_constraints: str | None,
     ) -> None:
+        """`baseline_constraints`: the served version's model-quality constraints, which make an execution whose
+        accuracy falls below them CompletedWithViolations (the alarm watches the metric either way)."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.schedule_name = schedule_name
@@ -346,6 +349,11 @@ class ModelQualityMonitoring(Construct):
         delay = settings.ground_truth_delay_hours
         definition = sagemaker.CfnModelQualityJobDefinition
         props = dict(
+            model_quality_baseline_config=definition.ModelQualityBaselineConfigProperty(
+                constraints_resource=definition.ConstraintsResourceProperty(s3_uri=baseline_constraints)
+            )
+            if baseline_constraints
+            else None,
             model_quality_app_specification=definition.ModelQualityAppSpecificationProperty(
                 image_uri=analyzer_image(stack),
                 problem_type="MulticlassClassification",

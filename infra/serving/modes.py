@@ -116,6 +116,7 @@ def _realtime(scope: Construct, settings: RealtimeInference, shared: SharedServi
                 artifacts=shared.artifacts,
                 alarm_topic=shared.alarm_topic,
                 vpc=config.pipeline.vpc,
+                baseline_constraints=baseline.model_constraints,
             )
     return realtime
 

@@ -16,6 +16,8 @@ from training_code.contract import (
     BASELINE_FEATURES_FILE,
     DEFAULT_DRIFT_THRESHOLD,
     DEFAULT_LABEL_COLUMN,
+    MODEL_QUALITY_CONSTRAINTS_FILE,
+    MULTICLASS_CONSTRAINTS,
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
 )
@@ -23,12 +25,24 @@ from training_code.data import read_directory
 from training_code.failure import ArgumentParser, run_script
 
 
-def baseline(train_dir: Path, output_dir: Path, label_column: str, drift_threshold: float) -> dict:
+def baseline(
+    train_dir: Path, output_dir: Path, label_column: str, drift_threshold: float, accuracy_threshold: float
+) -> dict:
     table = read_directory(train_dir, label_column)
     columns = [f"_c{position}" for position in range(len(table.feature_names))]
     statistics = data_quality.write_baseline(table.cells.tolist(), columns, output_dir, drift_threshold)
     data_quality.write_json(output_dir / BASELINE_FEATURES_FILE, dict(zip(columns, table.feature_names, strict=True)))
+    data_quality.write_json(output_dir / MODEL_QUALITY_CONSTRAINTS_FILE, model_quality_constraints(accuracy_threshold))
     return statistics
+
+
+def model_quality_constraints(accuracy_threshold: float) -> dict:
+    """What model-quality monitoring of the version holds its accuracy on labelled requests to (Model Monitor's
+    format): the accuracy the version had to reach to be registered."""
+    if not 0 <= accuracy_threshold <= 1:
+        raise ValueError(f"accuracy threshold {accuracy_threshold} must be in [0, 1]")
+    accuracy = {"threshold": accuracy_threshold, "comparison_operator": "LessThanThreshold"}
+    return {"version": 0.0, MULTICLASS_CONSTRAINTS: {"accuracy": accuracy}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,9 +57,16 @@ def _run(argv: list[str]) -> None:
     parser.add_argument(
         "--drift-threshold", type=float, default=DEFAULT_DRIFT_THRESHOLD, help="the distance that counts as drift"
     )
+    parser.add_argument("--accuracy-threshold", type=float, required=True, help="the accuracy the version had to reach")
     parser.add_argument("--failure-file", type=Path, default=PROCESSING_FAILURE_FILE)
     arguments = parser.parse_args(argv)
-    statistics = baseline(arguments.train_dir, arguments.output_dir, arguments.label_column, arguments.drift_threshold)
+    statistics = baseline(
+        arguments.train_dir,
+        arguments.output_dir,
+        arguments.label_column,
+        arguments.drift_threshold,
+        arguments.accuracy_threshold,
+    )
     print(f"baselined {len(statistics['features'])} features of {statistics['dataset']['item_count']} rows")
 
 

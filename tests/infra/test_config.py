@@ -399,7 +399,11 @@ def test_a_stage_serves_the_version_its_deployment_manifest_names_and_no_context
         {**context, "staging.inference.model_package_arn": named, "staging.inference.baseline": named_baseline}
     )
     assert first_deploy.inference.model_package_arn == named, "nothing promoted yet: a first deploy may name one"
-    assert first_deploy.inference.baseline.model_dump() == {**named_baseline, "features": ("age", "city")}
+    assert first_deploy.inference.baseline.model_dump() == {
+        **named_baseline,
+        "features": ("age", "city"),
+        "model_constraints": None,
+    }
 
     baseline = manifest.DriftBaseline("s3://artifacts-bucket/pipeline-runs/p/e4/baseline/", ("age", "colour"))
     deployment = manifest.Deployment(

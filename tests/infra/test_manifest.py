@@ -9,6 +9,7 @@ import pytest
 from infra.manifest import (
     MANIFEST_FORMAT_VERSION,
     Deployment,
+    DriftBaseline,
     Manifest,
     ManifestError,
     deployed_model_package_arn,
@@ -124,6 +125,19 @@ def test_a_forced_promotion_keeps_why_and_other_entries_carry_no_forced_key(tmp_
     assert load("prod", tmp_path).current == forced
 
 
+def test_a_deployment_keeps_the_versions_baseline_and_an_entry_without_one_has_no_baseline_key(tmp_path):
+    baseline = DriftBaseline("s3://artifacts-bucket/pipeline-runs/p/e2/baseline/", ("age", "city"))
+    with_model_quality = DriftBaseline(baseline.uri, baseline.features, f"{baseline.uri}model_quality_constraints.json")
+    monitored = Deployment(V2, "promote", "2026-01-03T00:00:00Z", BY, baseline=baseline)
+    both = Deployment(V1, "rollback", "2026-01-04T00:00:00Z", BY, baseline=with_model_quality)
+    path = save(manifest_of(promote(V1), monitored, both), tmp_path)
+    first, second, third = json.loads(path.read_text())["history"]
+    assert "baseline" not in first
+    assert second["baseline"] == {"uri": baseline.uri, "features": ["age", "city"]}
+    assert third["baseline"]["model_constraints"] == with_model_quality.model_constraints
+    assert load("prod", tmp_path).history[1:] == (monitored, both)
+
+
 def entry(**overrides):
     return {"model_package_arn": V1, "action": "promote", "at": "2026-01-01T00:00:00Z", "by": BY, **overrides}
 
@@ -148,6 +162,36 @@ def entry(**overrides):
         ({"format_version": 1, "stage": "prod", "history": [{"model_package_arn": V1}]}, "missing 3 required"),
         ({"format_version": 1, "stage": "prod", "history": [entry(by=None)]}, "by of a deployment must be text"),
         ({"format_version": 1, "stage": "prod", "history": ["promote"]}, "argument after ** must be a mapping"),
+        (
+            {"format_version": 1, "stage": "prod", "history": [entry(baseline={"uri": "s3://bucket-a/b/"})]},
+            "baseline must be an object of uri, features and optionally model_constraints",
+        ),
+        (
+            {
+                "format_version": 1,
+                "stage": "prod",
+                "history": [entry(baseline={"uri": "s3://bucket-a/b/statistics.json", "features": ["age"]})],
+            },
+            "baseline uri 's3://bucket-a/b/statistics.json' is not an S3 folder",
+        ),
+        (
+            {
+                "format_version": 1,
+                "stage": "prod",
+                "history": [entry(baseline={"uri": "s3://bucket-a/b/", "features": []})],
+            },
+            "baseline features must be a non-empty list",
+        ),
+        (
+            {
+                "format_version": 1,
+                "stage": "prod",
+                "history": [
+                    entry(baseline={"uri": "s3://bucket-a/b/", "features": ["age"], "model_constraints": "b/c.json"})
+                ],
+            },
+            "baseline model_constraints 'b/c.json' is not an S3 URI",
+        ),
     ],
 )
 def test_a_broken_manifest_is_one_error_naming_the_file(tmp_path, document, message):

@@ -103,13 +103,17 @@ class FakeRegistry:
         if baseline_features:
             folder = f"pipeline-runs/p/{number}/baseline/"
             columns = {f"_c{position}": feature for position, feature in enumerate(baseline_features)}
-            for name, body in (("features.json", columns), ("statistics.json", {}), ("constraints.json", {})):
+            files = ("features.json", "statistics.json", "constraints.json", "model_quality_constraints.json")
+            for name in files:
+                body = columns if name == "features.json" else {}
                 self.s3.put_object(Bucket=BUCKET, Key=folder + name, Body=json.dumps(body).encode())
-            files = {
+            data_quality = {
                 name.capitalize(): {"ContentType": "application/json", "S3Uri": f"s3://{BUCKET}/{folder}{name}.json"}
                 for name in ("statistics", "constraints")
             }
-            drift_check = {"DriftCheckBaselines": {"ModelDataQuality": files}}
+            model_constraints = f"s3://{BUCKET}/{folder}model_quality_constraints.json"
+            model_quality = {"Constraints": {"ContentType": "application/json", "S3Uri": model_constraints}}
+            drift_check = {"DriftCheckBaselines": {"ModelDataQuality": data_quality, "ModelQuality": model_quality}}
         return self.sagemaker.create_model_package(
             ModelPackageGroupName=group,
             ModelPackageDescription="MLP classifier from pipeline mlopskit-staging-training",

@@ -429,7 +429,9 @@ def test_promote_records_the_versions_drift_baseline_and_prod_takes_it_with_the_
     for stage in ("staging", "prod"):
         current = manifest.load(stage, manifests).current
         assert current.model_package_arn == arn
-        assert current.baseline == manifest.DriftBaseline(folder, ("age", "colour", "city"))
+        assert current.baseline == manifest.DriftBaseline(
+            folder, ("age", "colour", "city"), f"{folder}model_quality_constraints.json"
+        )
 
 
 def test_promote_of_a_version_without_a_baseline_records_none(aws, manifests):

@@ -15,7 +15,13 @@ from infra.config import GPU_TRAINING_INSTANCE_TYPES, STAGE_NAMES
 from infra.instance_types import InstanceUse, accepted_instance_types, supports_volume_kms_key
 from pipelines import spec
 from pipelines.definition import PipelineTargets, pipeline_definition
-from training_code.contract import ACCURACY_JSON_PATH, CONSTRAINTS_FILE, REQUEST_CONTENT_TYPES, STATISTICS_FILE
+from training_code.contract import (
+    ACCURACY_JSON_PATH,
+    CONSTRAINTS_FILE,
+    MODEL_QUALITY_CONSTRAINTS_FILE,
+    REQUEST_CONTENT_TYPES,
+    STATISTICS_FILE,
+)
 from training_code.metrics import METRIC_DEFINITIONS, TUNING_OBJECTIVE_METRIC
 
 TARGETS = PipelineTargets(
@@ -192,6 +198,7 @@ def test_the_baseline_step_reads_the_training_split_with_the_label_column_and_th
         "--output-dir": str(spec.BASELINE_OUTPUT_DIR),
         "--label-column": {"Get": "Parameters.LabelColumn"},
         "--drift-threshold": str(stage_configs[stage].pipeline.drift_threshold),
+        "--accuracy-threshold": {"Std:Join": {"On": "", "Values": [{"Get": "Parameters.AccuracyThreshold"}]}},
     }
     (output,) = arguments["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["LocalPath"] == str(spec.BASELINE_OUTPUT_DIR)
@@ -228,6 +235,9 @@ def test_register_step_targets_the_stage_group_with_metrics_and_approval_paramet
         assert registered["Statistics"]["S3Uri"]["Std:Join"]["Values"] == [baseline, STATISTICS_FILE]
         assert registered["Constraints"]["S3Uri"]["Std:Join"]["Values"] == [baseline, CONSTRAINTS_FILE]
         assert registered["Statistics"]["ContentType"] == registered["Constraints"]["ContentType"] == "application/json"
+        model_quality = register[section]["ModelQuality"]
+        assert model_quality["Constraints"]["S3Uri"]["Std:Join"]["Values"] == [baseline, MODEL_QUALITY_CONSTRAINTS_FILE]
+    assert register["DriftCheckBaselines"]["ModelQuality"]["Statistics"] == statistics
     inference = register["InferenceSpecification"]
     assert inference["SupportedContentTypes"] == list(REQUEST_CONTENT_TYPES)
     assert inference["Containers"][0]["Image"] == {"Get": "Parameters.ServingImageUri"}

@@ -254,6 +254,9 @@ def test_prod_measures_the_served_versions_accuracy_on_uploaded_ground_truth(syn
     assert endpoint_input["InferenceAttribute"] == PREDICTED_LABEL_COLUMN
     delay = config.monitoring.ground_truth_delay_hours
     assert (endpoint_input["StartTimeOffset"], endpoint_input["EndTimeOffset"]) == (f"-PT{delay + 1}H", f"-PT{delay}H")
+    assert job["ModelQualityBaselineConfig"] == {
+        "ConstraintsResource": {"S3Uri": config.inference.baseline.model_constraints}
+    }, "the version's own constraints: an accuracy below them makes the execution CompletedWithViolations"
     ground_truth = json.dumps(job["ModelQualityJobInput"]["GroundTruthS3Input"]["S3Uri"])
     assert f"/ground-truth/{endpoint_name}" in ground_truth
     (schedule,) = [
