@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import App
+from aws_cdk import App, Aws
 
 from infra import naming
 from infra.config import (
@@ -20,7 +20,9 @@ from infra.config import (
     load_app_settings,
     serving_consumer_stages,
 )
-from infra.foundation.sharing import ModelConsumer
+from infra.foundation.sharing import DriftRetraining, ModelConsumer
+from infra.layout import ArtifactPrefix
+from infra.naming import BucketPurpose
 from infra.promotion import DELIVERY_SUMMARY_METADATA
 from infra.security import enable_security_checks
 from infra.stage import MlopsStage, StageSharing
@@ -62,13 +64,30 @@ def build_app(app: App, settings: AppSettings | None = None) -> list[MlopsStage]
     return sorted(stages, key=lambda stage: order.index(stage.config.name))
 
 
+def drift_retraining(consumer: StageConfig) -> DriftRetraining | None:
+    """Where the consumer monitors its endpoint and retrains on drift, what this stage's retraining rule matches."""
+    monitoring = consumer.monitoring
+    if not (monitoring.enabled and monitoring.retrain_on_drift and consumer.inference.baseline is not None):
+        return None
+    endpoint = naming.realtime_endpoint_name(consumer)
+    bucket = naming.bucket_name(
+        consumer.resource_prefix, BucketPurpose.ARTIFACTS, consumer.account, consumer.region or Aws.REGION
+    )
+    return DriftRetraining(
+        alarm_name=naming.retrain_alarm_name(consumer),
+        threshold=monitoring.retrain_drift_threshold,
+        endpoint_name=endpoint,
+        reports_uri=f"s3://{bucket}/{ArtifactPrefix.MONITORING}{endpoint}/",
+    )
+
+
 def stage_sharing(
     config: StageConfig, every_stage: Mapping[str, StageConfig], delivery: DeliveryConfig
 ) -> StageSharing:
     """Which other accounts the stage admits: a stage that serves its versions from another account, and the
     delivery pipeline's account, which resolves the approved staging version."""
     consumers = tuple(
-        ModelConsumer(stage, consumer.account, naming.serving_role_name(consumer))
+        ModelConsumer(stage, consumer.account, naming.serving_role_name(consumer), drift_retraining(consumer))
         for stage in serving_consumer_stages(config.name)
         if (consumer := every_stage[stage]).account and consumer.account != config.account
     )

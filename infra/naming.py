@@ -68,6 +68,11 @@ def model_quality_schedule_name(config: StageConfig) -> str:
     return f"{config.resource_prefix}-model-quality"
 
 
+def retrain_alarm_name(config: StageConfig) -> str:
+    """The composite alarm that starts the training pipeline when a feature of the real-time endpoint drifts."""
+    return f"{realtime_endpoint_name(config)}-retrain"
+
+
 # Every endpoint has one production variant; scaling targets and metrics address it by this name.
 VARIANT_NAME = "AllTraffic"
 

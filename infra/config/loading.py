@@ -113,20 +113,6 @@ def cross_stage_problems(every_stage: Mapping[str, StageConfig]) -> list[str]:
     problems = []
     for config in every_stage.values():
         inference = config.inference
-        monitoring = config.monitoring
-        package_home = (inference.model_package_account, inference.model_package_region)
-        if (
-            monitoring.enabled
-            and monitoring.retrain_on_drift
-            and inference.model_package_arn
-            and (config.account, config.region) != (None, None)
-            and package_home != (config.account or package_home[0], config.region or package_home[1])
-        ):
-            problems.append(
-                f"{STAGES_CONTEXT_KEY}.{config.name}.monitoring.retrain_on_drift: the served versions come from "
-                f"account {package_home[0]} in {package_home[1]}, and a rule in {config.name} cannot start a "
-                "pipeline there; turn retraining on in the stage that trains them"
-            )
         source = every_stage.get(config.serving_source_stage)
         if source is None or source is config or inference.model_package_group != f"{source.resource_prefix}-models":
             continue

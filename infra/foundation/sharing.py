@@ -12,12 +12,24 @@ from aws_cdk import aws_iam as iam
 
 
 @dataclass(frozen=True)
+class DriftRetraining:
+    """A consumer that retrains on drift: the composite alarm whose ALARM state its account forwards to this one, the
+    drift beyond which it goes off, its endpoint, and where its monitoring reports are (named in TriggeredBy)."""
+
+    alarm_name: str
+    threshold: float
+    endpoint_name: str
+    reports_uri: str
+
+
+@dataclass(frozen=True)
 class ModelConsumer:
     """A stage in another account that serves this stage's model versions with its serving role."""
 
     stage: str
     account: str
     serving_role_name: str
+    drift_retraining: DriftRetraining | None = None
 
     @property
     def serving_role_arn(self) -> str:

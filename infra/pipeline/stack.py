@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Aws, CfnOutput, DefaultStackSynthesizer, Fn, Stack
+from aws_cdk import Aws, CfnOutput, CfnResource, DefaultStackSynthesizer, Fn, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -22,8 +22,11 @@ from infra.foundation.sharing import ModelConsumer
 from infra.foundation.stack import FoundationStack
 from infra.pipeline.images import FrameworkImage, FrameworkImages, ServingImage
 from infra.pipeline.notifications import PipelineNotifications
+from infra.security import allow
+from infra.serving.model_monitor import retrain_event_pattern, retrain_target
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
 from pipelines.definition import PipelineTargets, pipeline_definition
+from pipelines.spec import drift_trigger
 
 # The SDK needs a literal role ARN (anything else makes it call IAM); CloudFormation puts the real one in its place.
 ROLE_PLACEHOLDER = "arn:aws:iam::000000000000:role/placeholder-sagemaker-execution-role"
@@ -133,6 +136,7 @@ class PipelineStack(Stack):
         self.pipeline.add_resource_dependency(self.model_package_group)
         if config.pipeline.schedule:
             self._schedule(config)
+        self._retrain_on_consumers_drift(config, model_consumers)
         self.notifications = PipelineNotifications(
             self,
             "Notifications",
@@ -201,6 +205,62 @@ class PipelineStack(Stack):
         )
         rule.add_target(_PipelineTarget(pipeline_arn, starter))
         rule.node.add_dependency(self.pipeline)
+
+    def _retrain_on_consumers_drift(self, config: StageConfig, consumers: Sequence[ModelConsumer]) -> None:
+        """A stage in another account that serves this stage's versions and retrains on drift forwards its retrain
+        alarm's ALARM event to this account's default event bus, which it may put to; a rule here starts this stage's
+        pipeline, whose new version the consumer gets through promotion."""
+        retraining = [consumer for consumer in consumers if consumer.drift_retraining is not None]
+        if not retraining:
+            return
+        pipeline_arn = self.format_arn(
+            service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
+        )
+        starter = iam.Role(
+            self,
+            "DriftRetrainingRole",
+            assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
+            description=f"{config.resource_prefix}: lets the drift of the stages it serves start the training pipeline",
+        )
+        allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline_arn])
+        for consumer in retraining:
+            drift = consumer.drift_retraining
+            assert drift is not None
+            name = consumer.stage.capitalize()
+            statement_id = f"{consumer.stage}-forwards-drift"
+            # A plain resource: the L1 class reads its deprecated Principal property as it renders, which prints a
+            # deprecation warning into every synth.
+            CfnResource(
+                self,
+                f"{name}ForwardsDrift",
+                type="AWS::Events::EventBusPolicy",
+                properties={
+                    "EventBusName": "default",
+                    "StatementId": statement_id,
+                    "Statement": {
+                        "Sid": statement_id,
+                        "Effect": "Allow",
+                        "Principal": {"AWS": f"arn:{Aws.PARTITION}:iam::{consumer.account}:root"},
+                        "Action": "events:PutEvents",
+                        "Resource": self.format_arn(service="events", resource="event-bus", resource_name="default"),
+                    },
+                },
+            )
+            alarm_arn = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{consumer.account}:alarm:{drift.alarm_name}"
+            events.CfnRule(
+                self,
+                f"{name}DriftRetraining",
+                description=f"Starts {naming.pipeline_name(config)} when {consumer.stage}'s {drift.alarm_name} goes "
+                "into ALARM",
+                event_pattern={**retrain_event_pattern(alarm_arn), "account": [consumer.account]},
+                targets=[
+                    retrain_target(
+                        pipeline_arn,
+                        starter.role_arn,
+                        drift_trigger(drift.threshold, drift.endpoint_name, drift.reports_uri),
+                    )
+                ],
+            )
 
 
 def substitution_targets(code_bundle_key: str, step_runner_key: str) -> PipelineTargets:

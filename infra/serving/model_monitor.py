@@ -65,16 +65,27 @@ def captured_column(position: int) -> str:
 
 @dataclass(frozen=True)
 class RetrainTarget:
-    """The training pipeline that registers the candidates this stage serves: the stage's own, or for prod, staging's
-    in the same account and region (the stage config refuses retraining elsewhere)."""
+    """The training pipeline that registers the candidates this stage serves: the stage's own, or for prod,
+    staging's. In another account (`forwarded`), the alarm's event goes to that account's default event bus, where
+    the stage that trains admits it and starts its pipeline (infra/pipeline/stack.py)."""
 
     pipeline_name: str
     account: str
     region: str
+    forwarded: bool = False
 
     @classmethod
-    def of(cls, source: ServedModelSource) -> RetrainTarget:
-        return cls(naming.pipeline_name_of(source.resource_prefix), source.account, source.region)
+    def of(cls, source: ServedModelSource, forwarded: bool) -> RetrainTarget:
+        return cls(naming.pipeline_name_of(source.resource_prefix), source.account, source.region, forwarded)
+
+    def event_bus_arn(self, stack: Stack) -> str:
+        return stack.format_arn(
+            service="events",
+            resource="event-bus",
+            resource_name="default",
+            account=self.account,
+            region=self.region,
+        )
 
     def pipeline_arn(self, stack: Stack) -> str:
         return stack.format_arn(
@@ -104,6 +115,7 @@ class DriftMonitoring(Construct):
         artifacts: s3.IBucket,
         alarm_topic: sns.ITopic,
         retrain: RetrainTarget | None,
+        retrain_alarm_name: str,
         vpc: VpcSettings | None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -178,6 +190,7 @@ class DriftMonitoring(Construct):
         self.retrain_alarm_name: str | None = None
         self.retrain_rule: events.CfnRule | None = None
         if retrain is not None and settings.retrain_on_drift:
+            self.retrain_alarm_name = retrain_alarm_name
             self._retrain_beyond(
                 settings.retrain_drift_threshold, endpoint_name, baseline, period, alarm_topic, retrain, stack, reports
             )
@@ -229,7 +242,6 @@ class DriftMonitoring(Construct):
             self._feature_alarm(f"Retrain{position}", endpoint_name, position, feature, threshold, period, "retrain")
             for position, feature in enumerate(baseline.features)
         ]
-        self.retrain_alarm_name = f"{endpoint_name}-retrain"
         self.retrain_alarm = cloudwatch.CompositeAlarm(
             self,
             "Retrain",
@@ -239,35 +251,30 @@ class DriftMonitoring(Construct):
             alarm_rule=cloudwatch.AlarmRule.any_of(*beyond),
         )
         self.retrain_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
-        pipeline_arn = retrain.pipeline_arn(stack)
         starter = iam.Role(
             self,
             "RetrainRole",
             assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
             description=f"{endpoint_name}: lets drift beyond {threshold} start {retrain.pipeline_name}",
         )
-        allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline_arn])
+        if retrain.forwarded:
+            bus_arn = retrain.event_bus_arn(stack)
+            allow(starter, "ForwardToTheTrainingAccount", ["events:PutEvents"], [bus_arn])
+            target = events.CfnRule.TargetProperty(id="TrainingAccount", arn=bus_arn, role_arn=starter.role_arn)
+            description = f"Forwards {self.retrain_alarm_name}'s ALARM to the account of {retrain.pipeline_name}"
+        else:
+            pipeline_arn = retrain.pipeline_arn(stack)
+            allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline_arn])
+            target = retrain_target(
+                pipeline_arn, starter.role_arn, drift_trigger(threshold, endpoint_name, f"{reports}/")
+            )
+            description = f"Starts {retrain.pipeline_name} when {self.retrain_alarm_name} goes into ALARM"
         self.retrain_rule = events.CfnRule(
             self,
             "RetrainRule",
-            description=f"Starts {retrain.pipeline_name} when {self.retrain_alarm_name} goes into ALARM",
+            description=description,
             event_pattern=retrain_event_pattern(self.retrain_alarm.alarm_arn),
-            targets=[
-                events.CfnRule.TargetProperty(
-                    id="TrainingPipeline",
-                    arn=pipeline_arn,
-                    role_arn=starter.role_arn,
-                    # The version it registers says why, for the person who approves it.
-                    sage_maker_pipeline_parameters=events.CfnRule.SageMakerPipelineParametersProperty(
-                        pipeline_parameter_list=[
-                            events.CfnRule.SageMakerPipelineParameterProperty(
-                                name=ParameterName.TRIGGERED_BY,
-                                value=drift_trigger(threshold, endpoint_name, f"{reports}/"),
-                            )
-                        ]
-                    ),
-                )
-            ],
+            targets=[target],
         )
 
     def _grant_the_analyzer(
@@ -440,6 +447,21 @@ def analyzer_account(stack: Stack) -> str:
 
 def analyzer_image(stack: Stack) -> str:
     return f"{analyzer_account(stack)}.dkr.ecr.{Aws.REGION}.{Aws.URL_SUFFIX}/{MODEL_MONITOR_REPOSITORY}"
+
+
+def retrain_target(pipeline_arn: str, role_arn: str, trigger: str) -> events.CfnRule.TargetProperty:
+    """The training pipeline, started with TriggeredBy: the version it registers says why, for the person who
+    approves it."""
+    return events.CfnRule.TargetProperty(
+        id="TrainingPipeline",
+        arn=pipeline_arn,
+        role_arn=role_arn,
+        sage_maker_pipeline_parameters=events.CfnRule.SageMakerPipelineParametersProperty(
+            pipeline_parameter_list=[
+                events.CfnRule.SageMakerPipelineParameterProperty(name=ParameterName.TRIGGERED_BY, value=trigger)
+            ]
+        ),
+    )
 
 
 def retrain_event_pattern(alarm_arn: str) -> dict:

@@ -99,7 +99,14 @@ def _realtime(scope: Construct, settings: RealtimeInference, shared: SharedServi
             key=shared.key,
             artifacts=shared.artifacts,
             alarm_topic=shared.alarm_topic,
-            retrain=RetrainTarget.of(source),
+            # A version of a stage in another account: that account trains the next one.
+            retrain=RetrainTarget.of(
+                source,
+                forwarded=source.resource_prefix != config.resource_prefix
+                and config.account is not None
+                and source.account != config.account,
+            ),
+            retrain_alarm_name=naming.retrain_alarm_name(config),
             vpc=config.pipeline.vpc,
         )
         if config.monitoring.model_quality:

@@ -98,8 +98,9 @@ def test_summary_lists_the_endpoints_and_batch_transform_of_each_serving_stage(s
     served = serving_by_stage(list(synthesized_app.stacks.values()))
     assert served["dev"] == f"not deployed: {NO_MODEL_PACKAGE}"
     assert served["prod"] == (
-        "real-time endpoint mlopskit-prod-realtime (drift monitoring mlopskit-prod-data-quality: 4 feature alarms; "
-        "model quality mlopskit-prod-model-quality); asynchronous endpoint mlopskit-prod-async; "
+        "real-time endpoint mlopskit-prod-realtime (drift monitoring mlopskit-prod-data-quality: 4 feature alarms, "
+        "retraining on mlopskit-prod-realtime-retrain; model quality mlopskit-prod-model-quality); "
+        "asynchronous endpoint mlopskit-prod-async; "
         "batch transform mlopskit-prod-batch-transform"
     )
     assert "serverless endpoint mlopskit-staging-serverless" in served["staging"]

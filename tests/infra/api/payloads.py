@@ -563,6 +563,7 @@ RESOURCE_APIS: dict[str, ResourceApi] = {
 
 # Resource types in our templates whose properties are not one API request, and why.
 NOT_AN_API_REQUEST = {
+    "AWS::Events::EventBusPolicy": "CloudFormation merges the statement into the bus's policy; the statement is IAM's",
     "AWS::KMS::Key": "CreateKey, EnableKeyRotation… on a key id only known after creation; the policy is IAM's",
     "AWS::KMS::Alias": "a name and a key id",
     "AWS::S3::Bucket": "a dozen calls (encryption, versioning, logging, lifecycle…), none a CloudFormation shape",

@@ -155,12 +155,68 @@ def test_staging_retrains_once_however_many_features_drift_beyond_the_retrain_th
     ]
 
 
-def test_prod_alarms_but_does_not_retrain_by_default(synthesized_app, stage_configs):
-    """Prod serves staging's versions, often from another account, where a rule in prod cannot start a pipeline."""
-    template = synthesized_app.template("prod", "Serving")
-    assert not stage_configs["prod"].monitoring.retrain_on_drift
-    assert of_type(template, "AWS::CloudWatch::CompositeAlarm") == {}
-    assert not [r for r in of_type(template, "AWS::Events::Rule").values() if "pipeline/" in json.dumps(r)]
+def retrain_rule_of(template: dict[str, Any]) -> dict[str, Any]:
+    composite_id, _ = only(template, "AWS::CloudWatch::CompositeAlarm")
+    (rule,) = [r for r in of_type(template, "AWS::Events::Rule").values() if composite_id in json.dumps(r)]
+    return rule["Properties"]
+
+
+def test_prod_in_the_account_of_the_versions_it_serves_starts_stagings_pipeline(synthesized_app):
+    """Prod serves staging's versions: the next candidate comes from staging's pipeline, through promotion."""
+    (target,) = retrain_rule_of(synthesized_app.template("prod", "Serving"))["Targets"]
+    assert ":pipeline/mlopskit-staging-training" in json.dumps(target["Arn"])
+    (parameter,) = target["SageMakerPipelineParameters"]["PipelineParameterList"]
+    assert "drift beyond 0.3 in mlopskit-prod-realtime" in json.dumps(parameter["Value"])
+
+
+def test_prod_in_another_account_forwards_its_drift_to_staging_whose_rule_starts_its_pipeline(delivery_app):
+    """Across accounts a rule cannot start another account's pipeline: prod puts its alarm's event to staging's
+    default bus, which admits prod's account, and a rule there starts staging's pipeline."""
+    from tests.conftest import PIPELINE_ACCOUNT, PROD_ACCOUNT
+
+    prod = delivery_app.template("Delivery/prod", "Serving")
+    (forward,) = retrain_rule_of(prod)["Targets"]
+    staging_bus = f"arn:aws:events:eu-west-1:{PIPELINE_ACCOUNT}:event-bus/default"
+    assert forward["Arn"] == staging_bus and "SageMakerPipelineParameters" not in forward
+    role_id = forward["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in of_type(prod, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert [(s["Action"], s["Resource"]) for s in statements] == [("events:PutEvents", staging_bus)]
+
+    staging = delivery_app.template("Delivery/staging", "Pipeline")
+    (bus_policy,) = of_type(staging, "AWS::Events::EventBusPolicy").values()
+    statement = bus_policy["Properties"]["Statement"]
+    assert statement["Action"] == "events:PutEvents" and f":iam::{PROD_ACCOUNT}:root" in json.dumps(statement)
+    (rule,) = [
+        r["Properties"] for key, r in of_type(staging, "AWS::Events::Rule").items() if key.startswith("ProdDrift")
+    ]
+    alarm = f"arn:aws:cloudwatch:eu-west-1:{PROD_ACCOUNT}:alarm:mlopskit-prod-realtime-retrain"
+    pseudo = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1"}
+    pattern = json.loads(
+        json.dumps(rule["EventPattern"]).replace(
+            json.dumps(rule["EventPattern"]["resources"][0]),
+            json.dumps(
+                "".join(
+                    p if isinstance(p, str) else pseudo[p["Ref"]]
+                    for p in rule["EventPattern"]["resources"][0]["Fn::Join"][1]
+                )
+            ),
+        )
+    )
+    matcher = EventPattern.load(json.dumps(pattern))
+    forwarded = {**alarm_event(alarm, "ALARM"), "account": PROD_ACCOUNT}
+    assert matcher.matches_event(forwarded)
+    assert not matcher.matches_event({**forwarded, "account": PIPELINE_ACCOUNT}), "only prod's account's alarm"
+    assert not matcher.matches_event({**alarm_event(alarm, "OK"), "account": PROD_ACCOUNT})
+    (target,) = rule["Targets"]
+    assert target["Arn"].endswith(":pipeline/mlopskit-staging-training")
+    (parameter,) = target["SageMakerPipelineParameters"]["PipelineParameterList"]
+    trigger = json.dumps(parameter["Value"])
+    assert "drift beyond 0.3 in mlopskit-prod-realtime - reports in s3://mlopskit-prod-artifacts-" in trigger
 
 
 def alarm_event(alarm_arn: str, state: str) -> dict[str, Any]:
