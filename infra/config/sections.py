@@ -389,6 +389,22 @@ class StageConfig(Section):
         return self
 
     @model_validator(mode="after")
+    def _limits_of_the_monitoring_apis(self) -> StageConfig:
+        monitoring, baseline = self.monitoring, self.inference.baseline
+        if monitoring.model_quality and monitoring.schedule == "hourly" and monitoring.max_runtime_seconds > 1800:
+            raise ValueError(
+                f"monitoring.max_runtime_seconds ({monitoring.max_runtime_seconds}): an hourly model-quality schedule "
+                "may run for at most 1800 s"
+            )
+        if monitoring.enabled and monitoring.retrain_on_drift and baseline and len(baseline.features) > 90:
+            raise ValueError(
+                f"monitoring.retrain_on_drift: the served version has {len(baseline.features)} features; the retrain "
+                "alarm watches one alarm per feature, and a composite alarm takes at most 90 of ours (100 children, "
+                "10,240 characters)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _retraining_only_beyond_the_alarm_threshold(self) -> StageConfig:
         retrain, alarm = self.monitoring.retrain_drift_threshold, self.pipeline.drift_threshold
         if self.monitoring.retrain_on_drift and retrain < alarm:

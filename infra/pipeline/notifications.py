@@ -1,4 +1,5 @@
-"""Pipeline failure notifications: a failed step, and an execution that ended Failed or Stopped, publish to the
+"""Pipeline failure notifications: a failed step, and an execution that ended Failed, Stopped or CompletedWithFailures,
+publish to the
 stage's pipeline topic, naming the pipeline, the execution, the failing step and SageMaker's reason."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from infra.serving.notifications import EVENTS_SERVICE, NotificationKey, encrypt
 SAGEMAKER_SOURCE = "aws.sagemaker"
 STEP_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Step Status Change"
 EXECUTION_STATUS_CHANGE = "SageMaker Model Building Pipeline Execution Status Change"
-ENDED_UNSUCCESSFULLY = ("Failed", "Stopped")
+ENDED_UNSUCCESSFULLY = ("Failed", "Stopped", "CompletedWithFailures")
 
 
 def step_failure_pattern(pipeline_arn: str) -> dict:

@@ -121,7 +121,7 @@ class DriftMonitoring(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.schedule_name = schedule_name
-        self._grant_the_analyzer(stack, role, source, artifacts)
+        self._grant_the_analyzer(stack, role, source, artifacts, key)
         reports = f"s3://{artifacts.bucket_name}/{ArtifactPrefix.MONITORING}{endpoint_name}"
         job_definition_props = dict(
             data_quality_app_specification=sagemaker.CfnDataQualityJobDefinition.DataQualityAppSpecificationProperty(
@@ -222,8 +222,9 @@ class DriftMonitoring(Construct):
             threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
-            # A schedule that found no captured requests publishes nothing: no drift to report.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            # An hour without captured requests publishes nothing: the alarm keeps its state, so that the next drifted
+            # run does not go off (and start a retraining) again.
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
 
     def _retrain_beyond(
@@ -278,12 +279,25 @@ class DriftMonitoring(Construct):
         )
 
     def _grant_the_analyzer(
-        self, stack: Stack, role: ServingRole, source: ServedModelSource, artifacts: s3.IBucket
+        self, stack: Stack, role: ServingRole, source: ServedModelSource, artifacts: s3.IBucket, key: kms.IKey
     ) -> None:
         """The job runs as the serving role: it reads the captured requests and the served version's baseline (where
         that version's model archive lies), and writes its reports."""
         role.read("ReadCapturedRequests", artifacts, ArtifactPrefix.DATA_CAPTURE)
         role.write("WriteMonitoringReports", artifacts, ArtifactPrefix.MONITORING)
+        # The model-quality merge reads back what it wrote there.
+        role.read("ReadMonitoringReports", artifacts, ArtifactPrefix.MONITORING)
+        # SageMaker starts each scheduled execution as this role, with no caller to grant the stage key to its volume.
+        allow(
+            role.policy,
+            "GrantStageKeyToMonitoringJobs",
+            ("kms:CreateGrant", "kms:DescribeKey"),
+            [key.key_arn],
+            conditions={
+                "StringEquals": {"kms:ViaService": f"sagemaker.{Aws.REGION}.amazonaws.com"},
+                "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
+            },
+        )
         allow(
             role.policy,
             "ReadServedBaseline",
@@ -429,8 +443,8 @@ class ModelQualityMonitoring(Construct):
             threshold=accuracy_threshold,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             evaluation_periods=1,
-            # No ground truth for the period: nothing to judge.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            # No ground truth for the period: nothing to judge, the alarm keeps its state.
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
         )
         self.accuracy_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
 

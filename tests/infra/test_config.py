@@ -153,6 +153,15 @@ def test_enabled_inference_modes_come_from_config(cdk_context):
             "requests; set monitoring.enabled to true too",
         ),
         (
+            {"prod.monitoring.max_runtime_seconds": "3600"},
+            "stages.prod: monitoring.max_runtime_seconds (3600): an hourly model-quality schedule may run for at most "
+            "1800 s",
+        ),
+        (
+            {"staging.inference.baseline.features": [f"f{i}" for i in range(91)]},
+            "stages.staging: monitoring.retrain_on_drift: the served version has 91 features; the retrain alarm",
+        ),
+        (
             {"staging.monitoring.schedule": "weekly"},
             "stages.staging.monitoring.schedule = 'weekly': Input should be 'hourly' or 'daily'",
         ),

@@ -149,7 +149,7 @@ def test_an_execution_that_ends_failed_or_stopped_is_announced_and_a_success_is_
     (ended_rule,) = [r for key, r in rules.items() if "ExecutionEnded" in key]
     matcher = EventPattern.load(json.dumps(concrete(ended_rule["Properties"]["EventPattern"])))
     arn = pipeline_arn(stage)
-    for status in ("Failed", "Stopped"):
+    for status in ("Failed", "Stopped", "CompletedWithFailures"):
         assert matcher.matches_event(execution_event(arn, status))
         assert rendered(ended_rule["Properties"]["Targets"][0], execution_event(arn, status)).endswith(
             f"execution {arn}/execution/abc123 ended {status}"

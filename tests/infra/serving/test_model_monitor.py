@@ -76,6 +76,14 @@ def test_the_schedule_compares_captured_requests_with_the_served_versions_baseli
     (output,) = job["DataQualityJobOutputConfig"]["MonitoringOutputs"]
     assert "/monitoring/" in json.dumps(output["S3Output"]["S3Uri"])
     assert job["RoleArn"]["Fn::GetAtt"][0].startswith("ServingRole"), "the job runs as the serving role"
+    (grant,) = [
+        statement
+        for policy in of_type(template, "AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement.get("Sid") == "GrantStageKeyToMonitoringJobs"
+    ]
+    assert grant["Action"] == ["kms:CreateGrant", "kms:DescribeKey"], "SageMaker starts executions as the role"
+    assert grant["Condition"]["BoolIfExists"] == {"kms:GrantIsForAWSResource": "true"}
 
     scheduled = schedule["Properties"]
     assert scheduled["MonitoringScheduleName"] == naming.data_quality_schedule_name(config)
@@ -125,6 +133,7 @@ def test_each_feature_has_a_drift_alarm_that_notifies_the_alarm_topic(synthesize
             "MonitoringSchedule": naming.data_quality_schedule_name(config),
         }
         assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert alarm["TreatMissingData"] == "ignore", "an hour without requests must not reset it (and retrain again)"
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert repr(feature) in alarm["AlarmDescription"], "the alarm says which feature drifted"
 
