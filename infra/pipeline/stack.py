@@ -134,6 +134,9 @@ class PipelineStack(Stack):
             },
         )
         self.pipeline.add_resource_dependency(self.model_package_group)
+        self.pipeline_arn = self.format_arn(
+            service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
+        )
         if config.pipeline.schedule:
             self._schedule(config)
         self._retrain_on_consumers_drift(config, model_consumers)
@@ -141,9 +144,7 @@ class PipelineStack(Stack):
             self,
             "Notifications",
             pipeline_name=naming.pipeline_name(config),
-            pipeline_arn=self.format_arn(
-                service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
-            ),
+            pipeline_arn=self.pipeline_arn,
             resource_prefix=config.resource_prefix,
             removal_policy=removal_policy(config),
         )
@@ -181,9 +182,7 @@ class PipelineStack(Stack):
         return iam.PolicyDocument(statements=statements).to_json() if statements else None
 
     def _schedule(self, config: StageConfig) -> None:
-        pipeline_arn = self.format_arn(
-            service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
-        )
+        pipeline_arn = self.pipeline_arn
         starter = iam.Role(
             self,
             "ScheduleRole",
@@ -213,9 +212,7 @@ class PipelineStack(Stack):
         retraining = [consumer for consumer in consumers if consumer.drift_retraining is not None]
         if not retraining:
             return
-        pipeline_arn = self.format_arn(
-            service="sagemaker", resource="pipeline", resource_name=naming.pipeline_name(config)
-        )
+        pipeline_arn = self.pipeline_arn
         starter = iam.Role(
             self,
             "DriftRetrainingRole",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Aws, RemovalPolicy, Size, Stack
+from aws_cdk import RemovalPolicy, Size, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
@@ -25,7 +25,7 @@ from infra.layout import ArtifactPrefix
 from infra.security import allow
 from infra.serving.monitoring import PERIOD, notifying_alarm
 from infra.serving.notifications import NotificationKey, encrypted_topic
-from infra.serving.role import ServingRole
+from infra.serving.role import ServingRole, grant_key_to_sagemaker_resources
 
 OUTPUT_PREFIX = f"{ArtifactPrefix.BATCH_TRANSFORM}output/"
 # The state machine's input: the S3 URI (an object or a prefix) to transform. Both triggers send it.
@@ -312,16 +312,7 @@ class BatchTransform(Construct):
             [self._stack.format_arn(service="events", resource="rule", resource_name=SYNC_RULE)],
         )
         allow(self.policy, "NotifyFailures", ("sns:Publish",), [self.failure_topic.topic_arn])
-        allow(
-            self.policy,
-            "GrantStageKeyToTransformJobs",
-            ("kms:CreateGrant", "kms:DescribeKey"),
-            [key.key_arn],
-            conditions={
-                "StringEquals": {"kms:ViaService": f"sagemaker.{Aws.REGION}.amazonaws.com"},
-                "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
-            },
-        )
+        grant_key_to_sagemaker_resources(self.policy, "GrantStageKeyToTransformJobs", key)
         allow(self.policy, "DeliverLogs", LOG_DELIVERY_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
         allow(self.policy, "PublishTraces", TRACING_ACTIONS, ["*"], wildcard_reason=NO_RESOURCE_LEVEL_PERMISSIONS)
 

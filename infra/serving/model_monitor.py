@@ -37,7 +37,7 @@ from infra.framework_images import MODEL_MONITOR_REPOSITORY, model_monitor_regis
 from infra.instance_types import supports_volume_kms_key
 from infra.layout import BASELINE_OBJECTS, ArtifactPrefix
 from infra.security import allow
-from infra.serving.role import OBJECT_KEYS_REASON, ServingRole
+from infra.serving.role import OBJECT_KEYS_REASON, ServingRole, grant_key_to_sagemaker_resources
 from infra.serving.source import ServedModelSource
 from pipelines.spec import ParameterName, drift_trigger
 from training_code.contract import CONSTRAINTS_FILE, STATISTICS_FILE
@@ -288,16 +288,7 @@ class DriftMonitoring(Construct):
         # The model-quality merge reads back what it wrote there.
         role.read("ReadMonitoringReports", artifacts, ArtifactPrefix.MONITORING)
         # SageMaker starts each scheduled execution as this role, with no caller to grant the stage key to its volume.
-        allow(
-            role.policy,
-            "GrantStageKeyToMonitoringJobs",
-            ("kms:CreateGrant", "kms:DescribeKey"),
-            [key.key_arn],
-            conditions={
-                "StringEquals": {"kms:ViaService": f"sagemaker.{Aws.REGION}.amazonaws.com"},
-                "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
-            },
-        )
+        grant_key_to_sagemaker_resources(role.policy, "GrantStageKeyToMonitoringJobs", key)
         allow(
             role.policy,
             "ReadServedBaseline",

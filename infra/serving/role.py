@@ -5,7 +5,7 @@ what a stage is promoted to."""
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
@@ -23,6 +23,21 @@ OBJECT_KEYS_REASON = (
 )
 # What SSE-KMS needs of the key for S3 to write an object (multipart uploads read their parts back) and to read it.
 KEY_THROUGH_S3_ACTIONS = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+def grant_key_to_sagemaker_resources(policy: iam.Policy, sid: str, key: kms.IKey) -> None:
+    """The policy's role may let SageMaker use the key for the resources it creates for the role (job volumes): a
+    grant through SageMaker, for an AWS resource, of this key only."""
+    allow(
+        policy,
+        sid,
+        ("kms:CreateGrant", "kms:DescribeKey"),
+        [key.key_arn],
+        conditions={
+            "StringEquals": {"kms:ViaService": f"sagemaker.{Aws.REGION}.amazonaws.com"},
+            "BoolIfExists": {"kms:GrantIsForAWSResource": "true"},
+        },
+    )
 
 
 class ServingRole(Construct):

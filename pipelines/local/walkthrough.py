@@ -221,6 +221,7 @@ def next_commands(stage: str, result: RunResult, approved: bool) -> list[str]:
         (f"{mlops} models show {version} --stage {stage}", "metrics per class, lineage, decisions"),
         (f"{mlops} serve --stage {stage} --port 8080", "serve the latest Approved version"),
         (curl, ""),
+        (f"{program} local replay --stage {stage}", "traffic to the served version, drift per feature, retraining"),
         (f"{program} local run --stage {stage} -p TuningMaxJobs=8", "another execution, with more trials"),
         (f"{program} local aws", "keep the embedded AWS up, for the AWS CLI or boto3"),
     ]
