@@ -95,6 +95,10 @@ class Deployment:
         return document
 
 
+# A deployment's fields that the manifest holds as text (the baseline is an object of its own).
+TEXT_FIELDS = tuple(f.name for f in fields(Deployment) if f.name != "baseline")
+
+
 @dataclass(frozen=True)
 class Manifest:
     stage: str
@@ -198,6 +202,3 @@ def save(manifest: Manifest, directory: Path | None = None) -> Path:
 def deployed_model_package_arn(stage: str, directory: Path | None = None) -> str | None:
     current = load(stage, directory).current
     return current.model_package_arn if current else None
-
-
-TEXT_FIELDS = tuple(f.name for f in fields(Deployment) if f.name != "baseline")

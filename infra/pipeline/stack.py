@@ -182,7 +182,6 @@ class PipelineStack(Stack):
         return iam.PolicyDocument(statements=statements).to_json() if statements else None
 
     def _schedule(self, config: StageConfig) -> None:
-        pipeline_arn = self.pipeline_arn
         starter = iam.Role(
             self,
             "ScheduleRole",
@@ -191,7 +190,7 @@ class PipelineStack(Stack):
             inline_policies={
                 "StartPipeline": iam.PolicyDocument(
                     statements=[
-                        iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[pipeline_arn])
+                        iam.PolicyStatement(actions=["sagemaker:StartPipelineExecution"], resources=[self.pipeline_arn])
                     ]
                 )
             },
@@ -202,27 +201,24 @@ class PipelineStack(Stack):
             schedule=events.Schedule.expression(config.pipeline.schedule),
             description=f"Starts {naming.pipeline_name(config)} on its stage schedule",
         )
-        rule.add_target(_PipelineTarget(pipeline_arn, starter))
+        rule.add_target(_PipelineTarget(self.pipeline_arn, starter))
         rule.node.add_dependency(self.pipeline)
 
     def _retrain_on_consumers_drift(self, config: StageConfig, consumers: Sequence[ModelConsumer]) -> None:
         """A stage in another account that serves this stage's versions and retrains on drift forwards its retrain
         alarm's ALARM event to this account's default event bus, which it may put to; a rule here starts this stage's
         pipeline, whose new version the consumer gets through promotion."""
-        retraining = [consumer for consumer in consumers if consumer.drift_retraining is not None]
+        retraining = [(consumer, consumer.drift_retraining) for consumer in consumers if consumer.drift_retraining]
         if not retraining:
             return
-        pipeline_arn = self.pipeline_arn
         starter = iam.Role(
             self,
             "DriftRetrainingRole",
             assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
             description=f"{config.resource_prefix}: lets the drift of the stages it serves start the training pipeline",
         )
-        allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [pipeline_arn])
-        for consumer in retraining:
-            drift = consumer.drift_retraining
-            assert drift is not None
+        allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [self.pipeline_arn])
+        for consumer, drift in retraining:
             name = consumer.stage.capitalize()
             statement_id = f"{consumer.stage}-forwards-drift"
             # A plain resource: the L1 class reads its deprecated Principal property as it renders, which prints a
@@ -252,7 +248,7 @@ class PipelineStack(Stack):
                 event_pattern={**retrain_event_pattern(alarm_arn), "account": [consumer.account]},
                 targets=[
                     retrain_target(
-                        pipeline_arn,
+                        self.pipeline_arn,
                         starter.role_arn,
                         drift_trigger(drift.threshold, drift.endpoint_name, drift.reports_uri),
                     )

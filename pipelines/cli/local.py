@@ -439,13 +439,13 @@ def capture_and_monitor(
     rows_per_request: int,
 ) -> list[MonitoringExecution]:
     """Serve the version, replay each traffic set to it with capture on, and run a monitoring execution on each."""
-    from pipelines.local import replay
+    from pipelines.local.walkthrough import served
 
     executions = []
     # The server starts outside the embedded AWS: `mlops --local serve` takes the embedded AWS's state for a moment.
     with contextlib.ExitStack() as serving:
         with timings.measure("server start (mlops --local serve)"):
-            url = serving.enter_context(replay.served(console, stage, session.model.version))
+            url = serving.enter_context(served(console, stage, session.model.version))
         with embedded(ctx):
             s3 = boto3.client("s3")
             captures = []

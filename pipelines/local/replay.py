@@ -24,9 +24,6 @@ import json
 import math
 import random
 import secrets
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -38,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
-from rich.console import Console
 from rich.table import Table
 
 from infra import naming
@@ -49,11 +45,7 @@ from pipelines.local.layout import LocalLayout
 from pipelines.local.runner import RUN_RECORD, LocalStage, RunResult, read_run_record
 from pipelines.local.walkthrough import (
     REQUEST_SECONDS,
-    free_port,
     holdout_file,
-    mlops,
-    shown,
-    wait_until_ready,
 )
 from pipelines.monitoring import feature_of
 from pipelines.registry import ModelVersion, split_s3_uri
@@ -496,27 +488,6 @@ def download_training_data(s3: Client, uri: str, directory: Path) -> Path:
     for key in keys:
         s3.download_file(bucket, key, str(directory / key.rsplit("/", 1)[-1]))
     return directory
-
-
-# --- Serving --------------------------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def served(console: Console, stage: str, version: int) -> Iterator[str]:
-    """The version served as `mlops --local serve` serves it, for the block; yields its URL."""
-    port = free_port()
-    command = mlops("serve", "--stage", stage, "--version", str(version), "--port", str(port), "--workers", "1")
-    console.print(f"[bold cyan]$ {shown(command)} &[/bold cyan]", soft_wrap=True)
-    # Flushed first: the server writes to the same terminal.
-    sys.stdout.flush()
-    server = subprocess.Popen(command)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, server)
-        yield url
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=REQUEST_SECONDS)
 
 
 # --- Retraining ----------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ them against the embedded AWS (list, approve, serve), then an example request to
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -15,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -165,6 +167,25 @@ def request_prediction(
     return answer
 
 
+@contextlib.contextmanager
+def served(console: Console, stage: str, version: int | str) -> Iterator[str]:
+    """The version served as `mlops --local serve` serves it, shown as the command to type, for the block; yields its
+    URL."""
+    port = free_port()
+    command = mlops("serve", "--stage", stage, "--version", str(version), "--port", str(port), "--workers", "1")
+    console.print(f"[bold cyan]$ {shown(command)} &[/bold cyan]", soft_wrap=True)
+    # Flushed first: the server writes to the same terminal.
+    sys.stdout.flush()
+    server = subprocess.Popen(command)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(url, server)
+        yield url
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=REQUEST_SECONDS)
+
+
 def walk_through(console: Console, stage: str, result: RunResult, reason: str, force: bool = False) -> dict:
     """List, approve, serve the registered version and ask it for predictions; returns the prediction answer.
 
@@ -174,19 +195,9 @@ def walk_through(console: Console, stage: str, result: RunResult, reason: str, f
     run_command(console, mlops("models", "list", "--stage", stage))
     approve = mlops("models", "approve", version, "--stage", stage, "--reason", reason)
     run_command(console, approve + (["--force"] if force else []))
-    port = free_port()
-    serve = mlops("serve", "--stage", stage, "--version", version, "--port", str(port), "--workers", "1")
-    console.print(f"[bold cyan]$ {shown(serve)} &[/bold cyan]", soft_wrap=True)
-    sys.stdout.flush()
-    server = subprocess.Popen(serve)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(url, server)
+    with served(console, stage, version) as url:
         features, rows, truth = example_rows(result)
         answer = request_prediction(console, url, result.run_dir / EXAMPLE_REQUEST, features, rows)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=REQUEST_SECONDS)
     example = result.run_dir / EXAMPLE_FILE
     example.write_text(
         json.dumps({"features": features, "rows": rows, "true_labels": truth, "answer": answer}, indent=1)
