@@ -59,7 +59,7 @@ test: setup
 	$(BIN)/ruff format --check .
 	@# One worker per core; a module's tests stay on one worker, so its module-scoped fixtures (the local loop's run,
 	@# the servers) start once. tests/conftest.py synthesizes the app once for all workers.
-	$(BIN)/python -m pytest -n auto --dist loadscope
+	$(BIN)/python -m pytest -n auto --dist loadscope --no-loadscope-reorder
 
 clean:
 	rm -rf $(VENV) node_modules cdk.out .pytest_cache .local

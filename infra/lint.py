@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfnlint.api import lint_file
-from cfnlint.config import ManualArgs
+from cfnlint.config import ConfigMixIn
+from cfnlint.runner import Runner
 
 # Env-agnostic templates may be deployed to any region: lint them against regions on three continents.
 LINT_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
@@ -24,15 +25,27 @@ class LintFinding:
         return f"{self.template}:{self.line} {self.rule} ({self.severity}) {self.message}"
 
 
-def lint_template(path: Path) -> list[LintFinding]:
-    matches = lint_file(path, config=ManualArgs(regions=list(LINT_REGIONS)))
-    return [
-        LintFinding(
-            template=path.name,
-            rule=match.rule.id,
-            severity=match.rule.severity,
-            line=match.linenumber,
-            message=match.message,
+def lint_templates(paths: Sequence[Path]) -> dict[Path, list[LintFinding]]:
+    """The findings per template. One cfn-lint run for them all: it builds its rules once per run, which took as long
+    as linting a template does (0.7 s each, measured), so linting eight templates one by one took twice as long."""
+    findings: dict[Path, list[LintFinding]] = {path: [] for path in paths}
+    if not paths:
+        return findings
+    by_name = {str(path): path for path in paths}
+    runner = Runner(ConfigMixIn(["--template", *by_name], regions=list(LINT_REGIONS)))
+    for match in runner.run():
+        path = by_name[match.filename]
+        findings[path].append(
+            LintFinding(
+                template=path.name,
+                rule=match.rule.id,
+                severity=match.rule.severity,
+                line=match.linenumber,
+                message=match.message,
+            )
         )
-        for match in matches
-    ]
+    return findings
+
+
+def lint_template(path: Path) -> list[LintFinding]:
+    return lint_templates([path])[path]

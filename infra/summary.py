@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from infra.cloud_assembly import SynthesizedStack, security_findings, synthesized_stacks
-from infra.lint import lint_template
+from infra.lint import lint_templates
 from infra.promotion import DELIVERY_SUMMARY_METADATA
 from infra.serving import SERVING_SUMMARY_METADATA
 
@@ -40,12 +40,13 @@ def summarize(
         status.add_column(column)
 
     lint_errors = 0
+    findings_by_template = lint_templates([stack.template_path for stack in stacks])
     for stack in stacks:
         counts = Counter(resource["Type"] for resource in stack.template["Resources"].values())
         for row, (resource_type, count) in enumerate(sorted(counts.items())):
             resources.add_row(stack.display_name if row == 0 else "", resource_type, str(count))
         resources.add_section()
-        findings = lint_template(stack.template_path)
+        findings = findings_by_template[stack.template_path]
         errors = sum(finding.severity == "error" for finding in findings)
         lint_errors += errors
         status.add_row(

@@ -14,14 +14,18 @@ BUNDLE_NAME = "sourcedir.tar.gz"
 BUILD_DIR = PROJECT_ROOT / ".build"
 TRAINING_ENTRY_POINT = "train.py"
 STEP_RUNNER = PROJECT_ROOT / "pipelines" / "entrypoints" / "run_step.py"
+SERVING_MODULES = ("__init__.py", "predictor.py")
 
 
 def bundle_members(root: Path = PROJECT_ROOT) -> dict[str, Path]:
-    """Archive name -> source file: the training package, the step scripts, and the entry point at the root."""
+    """Archive name -> source file: the training package, the step scripts, the serving forward pass (the evaluation
+    scores with it), and the entry point at the root."""
     members = {TRAINING_ENTRY_POINT: root / "pipelines" / "entrypoints" / "train.py"}
     for package in ("training_code", "pipelines/steps"):
         for path in sorted((root / package).glob("*.py")):
             members[path.relative_to(root).as_posix()] = path
+    for module in SERVING_MODULES:
+        members[f"training_code/serving/{module}"] = root / "training_code" / "serving" / module
     members["pipelines/__init__.py"] = root / "pipelines" / "__init__.py"
     return dict(sorted(members.items()))
 

@@ -27,15 +27,18 @@ os.environ.setdefault(CDK_VALIDATION_VARIABLE, "false")
 collect_less_often()
 
 import fcntl  # noqa: E402
+import functools  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
+import typer.main  # noqa: E402
+import typer.testing  # noqa: E402
 
 from infra.cloud_assembly import SynthesizedStack, synthesized_stacks  # noqa: E402
 from infra.config import (  # noqa: E402
@@ -43,18 +46,25 @@ from infra.config import (  # noqa: E402
     cdk_json_context,  # noqa: E402
     load_stage_configs,
 )
-from infra.lint import LintFinding, lint_template  # noqa: E402
+from infra.lint import LintFinding, lint_templates  # noqa: E402
 from tests.deploy_machine import run_on_a_deploy_machine  # noqa: E402
 from tests.offline import offline_without_credentials  # noqa: E402
 
-# The modules whose tests run whole pipelines in processes of their own, each for half a minute or more of one worker
-# (measured): scheduled first, so that no worker is left with one while the other has finished.
-LONGEST_MODULES = ("tests/pipelines/local/test_local_loop.py", "tests/pipelines/local/test_signals.py")
+# The modules whose tests run whole pipelines or synths in processes of their own, each for a quarter to a whole minute
+# of one worker (measured): scheduled first, so that no worker is left with one while the other has finished.
+LONGEST_MODULES = (
+    "tests/pipelines/local/test_local_loop.py",
+    "tests/pipelines/local/test_signals.py",
+    "tests/infra/test_quality_gates.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """pytest-xdist hands out modules (--dist loadscope) in the order collected; a stable sort keeps the rest's."""
-    items.sort(key=lambda item: item.nodeid.split("::")[0] not in LONGEST_MODULES)
+    """pytest-xdist hands out modules (--dist loadscope) in the order collected when told not to reorder them
+    (--no-loadscope-reorder: by default it starts with the modules of the most tests); a stable sort keeps the rest's
+    order."""
+    order = {module: position for position, module in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: order.get(item.nodeid.split("::")[0], len(order)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -68,6 +78,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+# typer's CliRunner builds the command tree from the app's functions again for each invocation (14 ms for mlops,
+# measured, in each of several hundred invocations); an app's tree does not change while the tests run.
+typer.testing._get_command = functools.cache(typer.main.get_command)
 
 
 # Skips asset bundling: templates and asset hashes stay the same, and tests need no Docker.
@@ -157,15 +172,20 @@ def stage_configs(cdk_context: dict[str, Any]) -> dict[str, StageConfig]:
     return {config.name: config for config in load_stage_configs(cdk_context)}
 
 
+def shared_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's temporary directory: under pytest-xdist, the parent of the workers' own."""
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        return tmp_path_factory.getbasetemp().parent
+    return tmp_path_factory.getbasetemp()
+
+
 def once_per_run(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Any]) -> tuple[Path, Any]:
     """(directory, what build returned) where `build(directory)` filled the run's directory `name` exactly once.
 
     Under pytest-xdist each worker is a process with a session of its own: the first to ask builds, holding a lock in
     the run's temporary directory (its workers' parent), while the others wait, then read what it left. `build`'s
     result is written last, as JSON, so a build that raised leaves no result and the next worker builds again."""
-    shared = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:
-        shared = shared.parent
+    shared = shared_directory(tmp_path_factory)
     directory, result = shared / name, shared / f"{name}.json"
     with (shared / f"{name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
@@ -187,16 +207,26 @@ def synthesized_once(name: str, context: dict[str, Any], tmp_path_factory: pytes
 
 
 @pytest.fixture(scope="session")
-def lint_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], list[LintFinding]]:
-    """infra.lint.lint_template, run once per distinct template in a test run: the apps share most stacks, the summary
-    tests lint the session's own, and cfn-lint takes about a second per template. The workers share the results."""
+def lint_once(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Sequence[Path]], dict[Path, list[LintFinding]]]:
+    """infra.lint.lint_templates, run once per distinct template in a test run: the apps share stacks, and the summary
+    tests lint the session's own. The workers share the results, one file per template; two workers that lint the
+    same template at once both write the same findings."""
+    results = shared_directory(tmp_path_factory) / "lint"
+    results.mkdir(exist_ok=True)
 
-    def lint(path: Path) -> list[LintFinding]:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:32]
-        _, findings = once_per_run(
-            tmp_path_factory, f"lint-{digest}", lambda _: [asdict(finding) for finding in lint_template(path)]
-        )
-        return [LintFinding(**{**finding, "template": path.name}) for finding in findings]
+    def lint(paths: Sequence[Path]) -> dict[Path, list[LintFinding]]:
+        result_of = {path: results / f"{hashlib.sha256(path.read_bytes()).hexdigest()[:32]}.json" for path in paths}
+        missing = [path for path in paths if not result_of[path].exists()]
+        for path, findings in lint_templates(missing).items():
+            written = result_of[path].with_suffix(f".{os.getpid()}")
+            written.write_text(json.dumps([asdict(finding) for finding in findings]))
+            written.replace(result_of[path])
+        return {
+            path: [
+                LintFinding(**{**finding, "template": path.name}) for finding in json.loads(result_of[path].read_text())
+            ]
+            for path in paths
+        }
 
     return lint
 

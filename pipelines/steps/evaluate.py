@@ -1,5 +1,8 @@
 """Evaluation step: score the trained model on the test split and write evaluation.json plus two pictures.
 
+It scores with the serving container's forward pass (numpy), so the metrics are those of what an endpoint serves, and
+the step loads no torch.
+
     python -m pipelines.steps.evaluate [--model-dir /opt/ml/processing/model] [--test-dir /opt/ml/processing/test]
                                        [--output-dir /opt/ml/processing/evaluation]
 
@@ -12,7 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +25,11 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
-from training_code.artifact import ModelArtifact
 from training_code.contract import (
     BINARY_METRICS,
     CONFUSION_MATRIX_PLOT,
     EVALUATION_FILE,
+    MODEL_METADATA_FILE,
     MULTICLASS_METRICS,
     PROCESSING_FAILURE_FILE,
     PROCESSING_ROOT,
@@ -33,8 +37,26 @@ from training_code.contract import (
 )
 from training_code.data import encode_labels, read_directory
 from training_code.failure import ArgumentParser, run_script
+from training_code.serving.predictor import Predictor, model_directory
 
 BOOTSTRAP_SAMPLES = 100
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """What evaluation reads of a model artifact: its served forward pass, and the training record the report and the
+    curves show."""
+
+    predictor: Predictor
+    history: list[dict[str, float]]
+    best_epoch: int
+
+    @classmethod
+    def load(cls, location: Path) -> TrainedModel:
+        with model_directory(location) as directory:
+            predictor = Predictor.load(directory)
+            metadata = json.loads((directory / MODEL_METADATA_FILE).read_text())
+        return cls(predictor, metadata["history"], metadata["best_epoch"])
 
 
 def _multiclass_scalars(truth: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -70,9 +92,10 @@ def _with_deviation(
     }
 
 
-def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+def evaluation_report(
+    classes: Sequence[str], best_epoch: int, truth: np.ndarray, probabilities: np.ndarray
+) -> dict[str, Any]:
     predicted = probabilities.argmax(axis=1)
-    classes = artifact.classes
     labels = list(range(len(classes)))
     matrix = metrics.confusion_matrix(truth, predicted, labels=labels)
     per_class = metrics.precision_recall_fscore_support(truth, predicted, labels=labels, zero_division=0)
@@ -94,7 +117,7 @@ def evaluation_report(artifact: ModelArtifact, truth: np.ndarray, probabilities:
             },
         },
         "test_rows": len(truth),
-        "best_epoch": artifact.best_epoch,
+        "best_epoch": best_epoch,
     }
     if len(classes) == 2:
         positive = probabilities[:, 1]
@@ -129,15 +152,15 @@ def plot_confusion_matrix(report: dict[str, Any], path: Path) -> None:
     figure.savefig(path)
 
 
-def plot_training_curves(artifact: ModelArtifact, path: Path) -> None:
-    epochs = [entry["epoch"] for entry in artifact.history]
+def plot_training_curves(model: TrainedModel, path: Path) -> None:
+    epochs = [entry["epoch"] for entry in model.history]
     figure = Figure(figsize=(10, 4), dpi=100)
     losses, accuracy = figure.subplots(1, 2)
-    losses.plot(epochs, [e["train_loss"] for e in artifact.history], label="train")
-    losses.plot(epochs, [e["validation_loss"] for e in artifact.history], label="validation")
-    accuracy.plot(epochs, [e["validation_accuracy"] for e in artifact.history], label="validation", color="tab:orange")
+    losses.plot(epochs, [e["train_loss"] for e in model.history], label="train")
+    losses.plot(epochs, [e["validation_loss"] for e in model.history], label="validation")
+    accuracy.plot(epochs, [e["validation_accuracy"] for e in model.history], label="validation", color="tab:orange")
     for axes, title in ((losses, "cross-entropy loss"), (accuracy, "accuracy")):
-        axes.axvline(artifact.best_epoch, color="grey", linestyle="--", label=f"best epoch ({artifact.best_epoch})")
+        axes.axvline(model.best_epoch, color="grey", linestyle="--", label=f"best epoch ({model.best_epoch})")
         axes.set(xlabel="epoch", title=title)
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.legend()
@@ -146,14 +169,15 @@ def plot_training_curves(artifact: ModelArtifact, path: Path) -> None:
 
 
 def evaluate(model_dir: Path, test_dir: Path, output_dir: Path) -> dict[str, Any]:
-    artifact = ModelArtifact.load(model_dir)
-    test = read_directory(test_dir, artifact.label_column)
-    truth = encode_labels(test, artifact.classes, artifact.label_column)
-    report = evaluation_report(artifact, truth, artifact.predict_proba(test.codes(artifact.encoding)))
+    model = TrainedModel.load(model_dir)
+    encoding, classes = model.predictor.encoding, model.predictor.classes
+    test = read_directory(test_dir, encoding.label_column)
+    truth = encode_labels(test, classes, encoding.label_column)
+    report = evaluation_report(classes, model.best_epoch, truth, model.predictor.predict_proba(test.codes(encoding)))
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / EVALUATION_FILE).write_text(json.dumps(report, indent=1, allow_nan=False))
     plot_confusion_matrix(report, output_dir / CONFUSION_MATRIX_PLOT)
-    plot_training_curves(artifact, output_dir / TRAINING_CURVES_PLOT)
+    plot_training_curves(model, output_dir / TRAINING_CURVES_PLOT)
     return report
 
 

@@ -13,7 +13,7 @@ from aws_cdk import aws_s3 as s3
 
 from infra.cloud_assembly import security_findings, synthesized_stacks
 from infra.config import STAGE_NAMES
-from infra.lint import lint_template
+from infra.lint import lint_template, lint_templates
 from infra.security import MINIMUM_REASON_LENGTH, acknowledge, enable_security_checks
 from tests.conftest import NO_BUNDLING
 from tests.infra.grants import wildcard_action_grants
@@ -90,10 +90,11 @@ def test_no_sagemaker_full_access_managed_policy(synthesized_app):
 
 
 def test_cfn_lint_reports_no_error_on_any_template(synthesized_app, lint_once):
+    findings = lint_once([stack.template_path for stack in synthesized_app.stacks.values()])
     errors = [
         f"{name}: {finding}"
         for name, stack in synthesized_app.stacks.items()
-        for finding in lint_once(stack.template_path)
+        for finding in findings[stack.template_path]
         if finding.severity == "error"
     ]
     assert errors == []
@@ -107,6 +108,11 @@ def test_lint_gate_catches_a_broken_template(synthesized_app, tmp_path):
     path = tmp_path / "broken.template.json"
     path.write_text(json.dumps(broken))
     assert [f.rule for f in lint_template(path) if f.severity == "error"] == ["E3012"]
+    # Linted with others in one run, each finding is still its own template's.
+    clean = synthesized_app.stack("prod", "Foundation").template_path
+    findings = lint_templates([clean, path])
+    assert [(f.template, f.rule) for f in findings[path] if f.severity == "error"] == [(path.name, "E3012")]
+    assert [f.rule for f in findings[clean] if f.severity == "error"] == []
 
 
 def test_a_second_synth_in_another_process_writes_byte_identical_templates(

@@ -17,7 +17,7 @@ from infra.summary import app, serving_by_stage
 @pytest.fixture(autouse=True)
 def shared_lint(monkeypatch, lint_once) -> None:
     """The summary lints through the test run's cache: each distinct template once (infra.lint as it is otherwise)."""
-    monkeypatch.setattr(summary, "lint_template", lint_once)
+    monkeypatch.setattr(summary, "lint_templates", lint_once)
 
 
 @pytest.fixture

@@ -70,7 +70,9 @@ def evaluation_json(accuracy: float) -> bytes:
     predicted[:wrong] = (truth[:wrong] + 1) % len(CLASSES)
     # Fewer bootstrap samples than the step takes: the same format, a tenth of the time.
     with mock.patch.object(evaluate, "BOOTSTRAP_SAMPLES", 10):
-        report = evaluate.evaluation_report(model_artifact(), truth, np.eye(len(CLASSES))[predicted])
+        report = evaluate.evaluation_report(
+            CLASSES, model_artifact().best_epoch, truth, np.eye(len(CLASSES))[predicted]
+        )
     return json.dumps(report, allow_nan=False).encode()
 
 

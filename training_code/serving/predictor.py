@@ -7,6 +7,8 @@ import re
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,24 @@ class ModelLoadError(ValueError):
     """The model directory does not hold a servable artifact."""
 
 
+@contextmanager
+def model_directory(location: Path) -> Iterator[Path]:
+    """The model's files: a model directory (SageMaker extracts model.tar.gz into /opt/ml/model) as it is, or the
+    archive (in the directory, or named) extracted into a temporary one."""
+    archive = location / MODEL_ARCHIVE if location.is_dir() else location
+    if not archive.is_file():
+        yield location
+        return
+    with tempfile.TemporaryDirectory() as extracted:
+        try:
+            with tarfile.open(archive) as tar:
+                tar.extractall(extracted, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as error:
+            reason = " ".join(str(error).split())
+            raise ModelLoadError(f"{archive}: not a readable model archive ({reason})") from None
+        yield Path(extracted)
+
+
 @dataclass(frozen=True)
 class Predictor:
     encoding: Encoding
@@ -61,18 +81,9 @@ class Predictor:
 
     @classmethod
     def load(cls, location: Path) -> Predictor:
-        """From a model directory (SageMaker extracts model.tar.gz into /opt/ml/model), or one holding the archive."""
-        archive = location / MODEL_ARCHIVE if location.is_dir() else location
-        if archive.is_file():
-            with tempfile.TemporaryDirectory() as extracted:
-                try:
-                    with tarfile.open(archive) as tar:
-                        tar.extractall(extracted, filter="data")
-                except (tarfile.TarError, EOFError, OSError) as error:
-                    reason = " ".join(str(error).split())
-                    raise ModelLoadError(f"{archive}: not a readable model archive ({reason})") from None
-                return cls._load_directory(Path(extracted))
-        return cls._load_directory(location)
+        """From a model directory, or one holding the archive, or the archive itself."""
+        with model_directory(location) as directory:
+            return cls._load_directory(directory)
 
     @classmethod
     def _load_directory(cls, directory: Path) -> Predictor:

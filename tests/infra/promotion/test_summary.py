@@ -21,7 +21,7 @@ PIPELINE_LINE = (
 @pytest.fixture(autouse=True)
 def shared_lint(monkeypatch, lint_once) -> None:
     """The summary lints through the test run's cache: each distinct template once (infra.lint as it is otherwise)."""
-    monkeypatch.setattr(summary, "lint_template", lint_once)
+    monkeypatch.setattr(summary, "lint_templates", lint_once)
 
 
 def test_the_delivery_line_names_pipeline_source_and_stage_order(delivery_app):
