@@ -248,6 +248,8 @@ class DeployMachineSynth:
         return self.stdout + self.stderr
 
 
+# The variables that silence jsii's Node end-of-life banners (infra.node_runtime), which the test session sets.
+JSII_SILENCING_PREFIX = "JSII_SILENCE_WARNING_"
 DEPLOY_MACHINE_SYNTH = """
 import runpy
 for name in ("torch", "sklearn"):
@@ -268,13 +270,14 @@ def synthesized_on_a_deploy_machine(
     """The session's app synthesized again as `npx cdk synth` runs app.py on a deploy machine: in a process of its own
     that can import only what requirements.txt installs, with another hash seed (so that set ordering cannot hide),
     with CDK's built-in template validation on, and without what this test process set to quiet the SageMaker SDK
-    (app.py does that)."""
+    and jsii's Node end-of-life banner (app.py does both)."""
 
     def build(outdir: Path) -> dict[str, Any]:
         shell = {
             name: value
             for name, value in os.environ.items()
             if name not in ("SAGEMAKER_SUPPRESS_V2_WARNING", CDK_VALIDATION_VARIABLE)
+            and not name.startswith(JSII_SILENCING_PREFIX)
         }
         context = json.dumps({**cdk_context, **NO_BUNDLING})
         environment = {**shell, "CDK_CONTEXT_JSON": context, "CDK_OUTDIR": str(outdir), "PYTHONHASHSEED": "12345"}

@@ -18,6 +18,7 @@ import pytest
 from infra.node_runtime import DEPRECATED_VARIABLE, END_OF_LIFE_VARIABLE, NODE_VARIABLE, silence_end_of_life_banner
 from pipelines.cli import main
 from pipelines.sdk import COLLECTION_THRESHOLDS
+from tests.conftest import JSII_SILENCING_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # In both of jsii's banners: "Node N is end-of-life ..." and "Node N has reached end-of-life on ...".
@@ -56,7 +57,7 @@ def test_a_node_that_cannot_say_its_version_changes_nothing(tmp_path):
 
 def started_directly(*command: str) -> subprocess.Popen:
     """As a shell starts it: without the silencing variables that the Makefile or the test session set."""
-    environment = {name: value for name, value in os.environ.items() if not name.startswith("JSII_SILENCE_WARNING_")}
+    environment = {name: value for name, value in os.environ.items() if not name.startswith(JSII_SILENCING_PREFIX)}
     return subprocess.Popen(
         [sys.executable, *command], cwd=PROJECT_ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
@@ -67,17 +68,18 @@ def finished(process: subprocess.Popen) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-def test_the_cdk_app_and_mlops_print_no_end_of_life_banner_when_started_directly():
+def test_the_cdk_app_and_mlops_print_no_end_of_life_banner_when_started_directly(synthesized_on_a_deploy_machine):
+    """app.py as `npx cdk synth` runs it: the session's second synth, started without the silencing variables."""
     # Side by side: each starts its own Node.
     bare = started_directly("-c", "import aws_cdk")
-    app = started_directly("-c", "import app")  # app.py up to its first use of aws_cdk, as `npx cdk synth` runs it
     definition = started_directly("-m", "pipelines.cli", "pipeline", "definition", "--stage", "dev")
-    outcomes = [finished(process) for process in (bare, app, definition)]
-    if BANNER not in outcomes[0][2]:
+    (_, _, bare_stderr), (returncode, stdout, stderr) = (finished(process) for process in (bare, definition))
+    if BANNER not in bare_stderr:
         pytest.skip("jsii prints no end-of-life banner for this machine's Node: nothing to silence")
-    for returncode, _, stderr in outcomes[1:]:
-        assert returncode == 0 and BANNER not in stderr, stderr
-    assert json.loads(outcomes[2][1])["Steps"]
+    assert returncode == 0 and BANNER not in stderr, stderr
+    assert json.loads(stdout)["Steps"]
+    app = synthesized_on_a_deploy_machine
+    assert app.returncode == 0 and BANNER not in app.stderr, app.stderr
 
 
 @pytest.mark.parametrize("entry_point", ["mlops", "app.py"])
