@@ -144,29 +144,8 @@ class DriftMonitoring(Construct):
                     s3_data_distribution_type="FullyReplicated",
                 )
             ),
-            data_quality_job_output_config=sagemaker.CfnDataQualityJobDefinition.MonitoringOutputConfigProperty(
-                kms_key_id=key.key_arn,
-                monitoring_outputs=[
-                    sagemaker.CfnDataQualityJobDefinition.MonitoringOutputProperty(
-                        s3_output=sagemaker.CfnDataQualityJobDefinition.S3OutputProperty(
-                            local_path=OUTPUT_PATH, s3_uri=reports, s3_upload_mode="EndOfJob"
-                        )
-                    )
-                ],
-            ),
-            job_resources=sagemaker.CfnDataQualityJobDefinition.MonitoringResourcesProperty(
-                cluster_config=sagemaker.CfnDataQualityJobDefinition.ClusterConfigProperty(
-                    instance_count=1,
-                    instance_type=settings.instance_type,
-                    volume_size_in_gb=VOLUME_SIZE_GB,
-                    volume_kms_key_id=key.key_arn if supports_volume_kms_key(settings.instance_type) else None,
-                )
-            ),
-            network_config=_network(vpc),
-            role_arn=role.role_arn,
-            stopping_condition=sagemaker.CfnDataQualityJobDefinition.StoppingConditionProperty(
-                max_runtime_in_seconds=settings.max_runtime_seconds
-            ),
+            data_quality_job_output_config=_output_config(sagemaker.CfnDataQualityJobDefinition, key, reports),
+            **_run_settings(sagemaker.CfnDataQualityJobDefinition, settings, key, role, vpc),
         )
         self.job_definition, self.schedule = _scheduled(
             self,
@@ -384,29 +363,8 @@ class ModelQualityMonitoring(Construct):
                 ),
                 ground_truth_s3_input=definition.MonitoringGroundTruthS3InputProperty(s3_uri=self.ground_truth_uri),
             ),
-            model_quality_job_output_config=definition.MonitoringOutputConfigProperty(
-                kms_key_id=key.key_arn,
-                monitoring_outputs=[
-                    definition.MonitoringOutputProperty(
-                        s3_output=definition.S3OutputProperty(
-                            local_path=OUTPUT_PATH, s3_uri=reports, s3_upload_mode="EndOfJob"
-                        )
-                    )
-                ],
-            ),
-            job_resources=definition.MonitoringResourcesProperty(
-                cluster_config=definition.ClusterConfigProperty(
-                    instance_count=1,
-                    instance_type=settings.instance_type,
-                    volume_size_in_gb=VOLUME_SIZE_GB,
-                    volume_kms_key_id=key.key_arn if supports_volume_kms_key(settings.instance_type) else None,
-                )
-            ),
-            network_config=_network(vpc, definition),
-            role_arn=role.role_arn,
-            stopping_condition=definition.StoppingConditionProperty(
-                max_runtime_in_seconds=settings.max_runtime_seconds
-            ),
+            model_quality_job_output_config=_output_config(definition, key, reports),
+            **_run_settings(definition, settings, key, role, vpc),
         )
         self.job_definition, self.schedule = _scheduled(
             self,
@@ -516,14 +474,41 @@ def _scheduled(
     return job_definition, scheduled
 
 
-def _network(vpc: VpcSettings | None, definition: type = sagemaker.CfnDataQualityJobDefinition) -> Any:
-    """The job's VPC settings in the property types of `definition` (each job definition type has its own)."""
-    if vpc is None:
-        return None
-    return definition.NetworkConfigProperty(
-        vpc_config=definition.VpcConfigProperty(
-            security_group_ids=list(vpc.security_group_ids), subnets=list(vpc.subnet_ids)
+def _output_config(definition: type, key: kms.IKey, reports: str) -> Any:
+    """Where a job of `definition`'s type writes its reports, encrypted with the stage key. (Each job definition type
+    has property types of its own, of the same shape.)"""
+    return definition.MonitoringOutputConfigProperty(
+        kms_key_id=key.key_arn,
+        monitoring_outputs=[
+            definition.MonitoringOutputProperty(
+                s3_output=definition.S3OutputProperty(local_path=OUTPUT_PATH, s3_uri=reports, s3_upload_mode="EndOfJob")
+            )
+        ],
+    )
+
+
+def _run_settings(
+    definition: type, settings: MonitoringSettings, key: kms.IKey, role: ServingRole, vpc: VpcSettings | None
+) -> dict[str, Any]:
+    """How a job of `definition`'s type runs: its instance and volume, network, role and time limit."""
+    return dict(
+        job_resources=definition.MonitoringResourcesProperty(
+            cluster_config=definition.ClusterConfigProperty(
+                instance_count=1,
+                instance_type=settings.instance_type,
+                volume_size_in_gb=VOLUME_SIZE_GB,
+                volume_kms_key_id=key.key_arn if supports_volume_kms_key(settings.instance_type) else None,
+            )
+        ),
+        network_config=definition.NetworkConfigProperty(
+            vpc_config=definition.VpcConfigProperty(
+                security_group_ids=list(vpc.security_group_ids), subnets=list(vpc.subnet_ids)
+            )
         )
+        if vpc is not None
+        else None,
+        role_arn=role.role_arn,
+        stopping_condition=definition.StoppingConditionProperty(max_runtime_in_seconds=settings.max_runtime_seconds),
     )
 
 
