@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from aws_cdk import Acknowledgment, App, Stack, Validations
+from aws_cdk import Acknowledgment, App, CfnResource, Stack, Validations
 from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 from constructs import IConstruct
@@ -20,6 +20,30 @@ _acknowledged: weakref.WeakKeyDictionary[IConstruct, set[tuple[str, str]]] = wea
 def enable_security_checks(app: App) -> None:
     """Synth fails on any AwsSolutions finding that is not acknowledged where it occurs."""
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+
+
+def admit_events_from(scope: IConstruct, construct_id: str, *, account: str, statement_id: str) -> CfnResource:
+    """A statement on the default event bus of `scope`'s account and region that lets `account` put events on it.
+
+    A plain resource rather than events.CfnEventBusPolicy: that class reads its deprecated Principal property as it
+    renders, which prints a deprecation warning into every synth."""
+    stack = Stack.of(scope)
+    return CfnResource(
+        scope,
+        construct_id,
+        type="AWS::Events::EventBusPolicy",
+        properties={
+            "EventBusName": "default",
+            "StatementId": statement_id,
+            "Statement": {
+                "Sid": statement_id,
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:{stack.partition}:iam::{account}:root"},
+                "Action": "events:PutEvents",
+                "Resource": stack.format_arn(service="events", resource="event-bus", resource_name="default"),
+            },
+        },
+    )
 
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:

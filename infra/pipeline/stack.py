@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import jsii
-from aws_cdk import Aws, CfnOutput, CfnResource, DefaultStackSynthesizer, Fn, Stack
+from aws_cdk import Aws, CfnOutput, DefaultStackSynthesizer, Fn, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
@@ -22,7 +22,7 @@ from infra.foundation.sharing import ModelConsumer
 from infra.foundation.stack import FoundationStack
 from infra.pipeline.images import FrameworkImage, FrameworkImages, ServingImage
 from infra.pipeline.notifications import PipelineNotifications
-from infra.security import allow
+from infra.security import admit_events_from, allow
 from infra.serving.model_monitor import retrain_event_pattern, retrain_target
 from pipelines.bundle import BUILD_DIR, BUNDLE_NAME, STEP_RUNNER, build_bundle
 from pipelines.definition import PipelineTargets, pipeline_definition
@@ -220,24 +220,8 @@ class PipelineStack(Stack):
         allow(starter, "StartTrainingPipeline", ["sagemaker:StartPipelineExecution"], [self.pipeline_arn])
         for consumer, drift in retraining:
             name = consumer.stage.capitalize()
-            statement_id = f"{consumer.stage}-forwards-drift"
-            # A plain resource: the L1 class reads its deprecated Principal property as it renders, which prints a
-            # deprecation warning into every synth.
-            CfnResource(
-                self,
-                f"{name}ForwardsDrift",
-                type="AWS::Events::EventBusPolicy",
-                properties={
-                    "EventBusName": "default",
-                    "StatementId": statement_id,
-                    "Statement": {
-                        "Sid": statement_id,
-                        "Effect": "Allow",
-                        "Principal": {"AWS": f"arn:{Aws.PARTITION}:iam::{consumer.account}:root"},
-                        "Action": "events:PutEvents",
-                        "Resource": self.format_arn(service="events", resource="event-bus", resource_name="default"),
-                    },
-                },
+            admit_events_from(
+                self, f"{name}ForwardsDrift", account=consumer.account, statement_id=f"{consumer.stage}-forwards-drift"
             )
             alarm_arn = f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{consumer.account}:alarm:{drift.alarm_name}"
             events.CfnRule(

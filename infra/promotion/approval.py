@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnResource, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from infra.config import DeliveryConfig, StageConfig
 from infra.promotion import APPROVAL_EVENT_DETAIL_TYPE, APPROVAL_EVENT_SOURCE, approval_event_pattern
+from infra.security import admit_events_from
 
 
 def approvals_are_forwarded(staging: StageConfig, delivery: DeliveryConfig) -> bool:
@@ -62,22 +63,13 @@ class ApprovalTrigger(Construct):
         # SageMaker may send more than one event per state change: promoting the version already served commits
         # nothing, so a second event changes nothing.
         self.rule.add_target(target)
-        self.bus_policy: events.CfnEventBusPolicy | None = None
+        self.bus_policy: CfnResource | None = None
         if forwarded_from_account:
-            stack = Stack.of(self)
-            statement_id = f"approvals-from-{forwarded_from_account}"
-            self.bus_policy = events.CfnEventBusPolicy(
+            self.bus_policy = admit_events_from(
                 self,
                 "AdmitForwardedApprovals",
-                statement_id=statement_id,
-                event_bus_name="default",
-                statement={
-                    "Sid": statement_id,
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:{stack.partition}:iam::{forwarded_from_account}:root"},
-                    "Action": "events:PutEvents",
-                    "Resource": stack.format_arn(service="events", resource="event-bus", resource_name="default"),
-                },
+                account=forwarded_from_account,
+                statement_id=f"approvals-from-{forwarded_from_account}",
             )
 
 

@@ -13,6 +13,7 @@ import yaml
 from aws_cdk import App, Environment, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_codecommit as codecommit
+from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
@@ -247,6 +248,8 @@ def test_a_staging_registry_in_another_account_forwards_approvals_to_the_pipelin
     bus = f"arn:aws:events:{DELIVERY_REGION}:{PIPELINE_ACCOUNT}:event-bus/default"
 
     tooling_template = Template.from_stack(tooling).to_json()
+    # A plain resource: events.CfnEventBusPolicy reads its deprecated Principal as it renders, a warning in each synth.
+    assert not [c for c in tooling.node.find_all() if isinstance(c, events.CfnEventBusPolicy)]
     (policy,) = of_type(tooling_template, "AWS::Events::EventBusPolicy").values()
     assert policy["Properties"]["Statement"] == {
         "Sid": "approvals-from-333333333333",
