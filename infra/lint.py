@@ -45,7 +45,3 @@ def lint_templates(paths: Sequence[Path]) -> dict[Path, list[LintFinding]]:
             )
         )
     return findings
-
-
-def lint_template(path: Path) -> list[LintFinding]:
-    return lint_templates([path])[path]
