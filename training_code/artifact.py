@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import platform
 import tarfile
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 from training_code.contract import MODEL_ARCHIVE, MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE, SERVING_WEIGHTS_FILE
 from training_code.features import Encoding
 from training_code.model import MLP, ModelConfig
+from training_code.serving.predictor import model_directory
 
 # 2: the feature encoding (categories, fills, scaling) replaced numeric-only scaling statistics; 1 is still read.
 ARTIFACT_FORMAT_VERSION = 2
@@ -61,12 +61,8 @@ class ModelArtifact:
     @classmethod
     def load(cls, location: Path) -> ModelArtifact:
         """Load from a model directory, or from a directory holding model.tar.gz, or from the archive itself."""
-        archive = location / MODEL_ARCHIVE if location.is_dir() else location
-        if archive.is_file():
-            with tempfile.TemporaryDirectory() as extracted, tarfile.open(archive) as tar:
-                tar.extractall(extracted, filter="data")
-                return cls._load_directory(Path(extracted))
-        return cls._load_directory(location)
+        with model_directory(location) as directory:
+            return cls._load_directory(directory)
 
     @classmethod
     def _load_directory(cls, directory: Path) -> ModelArtifact:

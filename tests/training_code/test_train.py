@@ -160,6 +160,17 @@ def test_warm_start_with_other_shapes_fails_clearly(train_in_process, tmp_path):
     assert "hidden_sizes = (64,) but this run has (32,); the shapes must match" in reason
 
 
+def test_warm_start_from_a_broken_archive_fails_naming_it(train_in_process, tmp_path):
+    previous = train_in_process(*QUICK, workdir=tmp_path / "previous")
+    archive = write_archive(previous.model_dir, tmp_path / "model.tar.gz")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(SystemExit) as exited:
+        train_in_process(*QUICK, "--model", str(archive), workdir=tmp_path / "warm")
+    assert exited.value.code == 1
+    reason = (tmp_path / "warm" / "failure").read_text()
+    assert reason.startswith(f"ModelLoadError: {archive}: not a readable model archive"), reason
+
+
 def test_resuming_with_other_hyperparameters_is_refused(train_in_process, tmp_path):
     train_in_process(*QUICK, workdir=tmp_path)
     with pytest.raises(SystemExit):

@@ -107,6 +107,10 @@ def serve(settings: ServerSettings) -> None:
             WORKERS_SETTING: str(settings.workers),
         }
     )
+    if settings.workers > 1:
+        # The workers are processes started afresh, which load numpy after this: one BLAS thread each (the image sets
+        # the same), as more would only compete with the other workers for the cores.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # uvicorn drains in-flight requests on SIGTERM, then raises the signal again for the previous handler: exiting
     # 0 there tells the orchestrator that the shutdown it asked for went cleanly.
     signal.signal(signal.SIGTERM, _exit_after_drain)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +14,7 @@ import numpy as np
 import pytest
 from torch import nn
 
-from tests.training_code.conftest import Splits
+from tests.training_code.conftest import PROJECT_ROOT, Splits
 from tests.training_code.serving.conftest import TrainedModel, train_model
 from training_code.artifact import ModelArtifact, write_archive
 from training_code.contract import MODEL_ARCHIVE, MODEL_METADATA_FILE, MODEL_WEIGHTS_FILE, SERVING_WEIGHTS_FILE
@@ -320,3 +323,17 @@ def test_a_model_of_the_previous_artifact_format_serves_the_same_answers(
     assert "encoding" not in json.loads((model_dir / MODEL_METADATA_FILE).read_text())
     expected = Predictor.load(trained_model.model_dir).predict_proba(features)
     np.testing.assert_array_equal(previous.predict_proba(features), expected)
+
+
+def test_importing_the_server_sets_no_environment_variable():
+    """The evaluation step imports the predictor: a variable set at import, as the package once set the BLAS thread
+    count for the server's workers, would change how the evaluation runs. The server sets it where it starts them."""
+    probe = (
+        "import os; before = set(os.environ.items()); import training_code.serving.__main__; "
+        "print(sorted(set(os.environ.items()) ^ before))"
+    )
+    environment = {name: value for name, value in os.environ.items() if name != "OPENBLAS_NUM_THREADS"}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, env=environment, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -57,6 +57,7 @@ from training_code.serving.__main__ import main as serving_main
 MEGABYTE = 1024 * 1024
 # Probabilities travel rounded to 6 decimals; the numpy forward pass agrees with torch to about 1e-7.
 TOLERANCE = 1e-5
+BLAS_THREADS = "OPENBLAS_NUM_THREADS"
 
 
 def csv_body(rows: SplitRows, indices=None) -> bytes:
@@ -450,7 +451,8 @@ def csv_body_of_size(rows: SplitRows, size: int) -> bytes:
 def limited_server(
     request: pytest.FixtureRequest, trained_model: TrainedModel, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """A 1 MB limit: `--max-payload-mb 1 --workers 1 --port P` over contrary variables, or the variables alone."""
+    """A 1 MB limit: `--max-payload-mb 1 --workers 1 --port P` over contrary variables, or the variables alone; started
+    without the BLAS thread count that the image sets and this test run sets for every process."""
     port, model_dir = free_port(), str(trained_model.model_dir)
     if request.param == "flag":
         arguments = ("--model-dir", model_dir, "--max-payload-mb", "1", "--workers", "1", "--port", str(port))
@@ -458,9 +460,8 @@ def limited_server(
     else:
         arguments = ("--model-dir", model_dir)
         environment = {MAX_PAYLOAD_VARIABLE: "1", WORKERS_VARIABLE: "3", PORT_VARIABLE: str(port)}
-    with running_server(
-        tmp_path_factory.mktemp("server"), *arguments, port=port, environment=server_environment(**environment)
-    ) as process:
+    environment = {name: value for name, value in server_environment(**environment).items() if name != BLAS_THREADS}
+    with running_server(tmp_path_factory.mktemp("server"), *arguments, port=port, environment=environment) as process:
         yield process
 
 
@@ -471,13 +472,19 @@ def test_settings_come_from_flags_over_variables(limited_server: ServerProcess) 
     assert parameters["MaxPayloadInMB"] == 1
     spawned = [pid for pid in child_pids(limited_server.process.pid) if b"spawn_main" in command_line(pid)]
     assert len(spawned) == (workers if workers > 1 else 0)
+    # Each worker loads numpy with one BLAS thread: more would compete with the other workers for the cores.
+    assert all(f"{BLAS_THREADS}=1".encode() in process_file(pid, "environ").split(b"\0") for pid in spawned)
+
+
+def process_file(pid: int, name: str) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/{name}").read_bytes()
+    except OSError:
+        return b""
 
 
 def command_line(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
+    return process_file(pid, "cmdline")
 
 
 def test_a_body_at_the_limit_is_served(limited_server: ServerProcess, trained_model: TrainedModel) -> None:
