@@ -1,6 +1,6 @@
 """DriftMonitoring and ModelQualityMonitoring on their own: both job definitions run as the serving role, on the
 given instance type with a volume under the stage key, write their reports under that key, stop at the given time
-limit, and run in the given VPC (or in none)."""
+limit, and run in the given VPC (or in none); SageMaker's API accepts both requests either way (botocore's model)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from aws_cdk import aws_sagemaker as sagemaker
 from infra.config import MonitoringSettings, ServedBaseline, VpcSettings
 from infra.serving.model_monitor import DriftMonitoring, ModelQualityMonitoring
 from infra.serving.source import ServedModelSource
+from tests.infra.api.payloads import RESOURCE_APIS, resource_requests
+from tests.infra.api.standins import ACCOUNT, CfnResolver, Environment, StackTemplate
 from tests.infra.serving.constructs.conftest import ARTIFACTS_BUCKET, RESOURCE_PREFIX, properties_of
 
 ENDPOINT_NAME = "unit-endpoint"
@@ -52,7 +54,10 @@ def monitored(bare, vpc: VpcSettings | None) -> dict[str, Any]:
         baseline_constraints=None,
         **shared,
     )
-    template = bare.template()
+    return bare.template()
+
+
+def job_definitions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {resource_type: properties_of(template, resource_type)[0] for resource_type in JOB_DEFINITIONS}
 
 
@@ -60,7 +65,7 @@ def monitored(bare, vpc: VpcSettings | None) -> dict[str, Any]:
 def test_both_job_definitions_run_as_given(bare, vpc):
     key_arn = {"Fn::GetAtt": [bare.logical_id(bare.key), "Arn"]}
     role_arn = {"Fn::GetAtt": [bare.logical_id(bare.role.role), "Arn"]}
-    for resource_type, definition in monitored(bare, vpc).items():
+    for resource_type, definition in job_definitions(monitored(bare, vpc)).items():
         output_config = next(value for name, value in definition.items() if name.endswith("JobOutputConfig"))
         assert output_config["KmsKeyId"] == key_arn, resource_type
         (output,) = output_config["MonitoringOutputs"]
@@ -79,3 +84,16 @@ def test_both_job_definitions_run_as_given(bare, vpc):
             assert definition["NetworkConfig"] == {
                 "VpcConfig": {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
             }, resource_type
+
+
+@pytest.mark.parametrize("vpc", [VPC, None], ids=["in a vpc", "without a vpc"])
+def test_both_job_definitions_are_requests_the_api_accepts(bare, vpc):
+    stack = StackTemplate("Bare", "Bare", monitored(bare, vpc))
+    resolver = CfnResolver(stack, Environment(ACCOUNT, "eu-west-1"), {})
+    checked = [logical_id for logical_id, resource in stack.resources.items() if resource["Type"] in JOB_DEFINITIONS]
+    assert len(checked) == len(JOB_DEFINITIONS)
+    for logical_id in checked:
+        api = RESOURCE_APIS[stack.resources[logical_id]["Type"]]
+        found = resource_requests(logical_id, ("",), resolver, logical_id, api)
+        assert [payload.operation for payload in found.payloads] == [call.operation for call in api.calls]
+        assert found.report() == []
