@@ -93,6 +93,8 @@ def test_the_last_objective_value_is_the_saved_models(train_in_process, capsys):
     assert last_objective == pytest.approx(history[best_epoch - 1]["validation_accuracy"], abs=1e-6)
 
 
+# Asked for a CUDA device on a machine without one, torch's loss scaler says it disables itself; here that is expected.
+@pytest.mark.filterwarnings("ignore:torch.cuda.amp.GradScaler is enabled, but CUDA is not available:UserWarning")
 def test_mixed_precision_picks_native_bfloat16_else_float16_with_loss_scaling(monkeypatch):
     from training_code.train import MixedPrecision
 
