@@ -22,6 +22,13 @@ def enable_security_checks(app: App) -> None:
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
 
 
+def default_event_bus_arn(stack: Stack, account: str | None = None, region: str | None = None) -> str:
+    """The default event bus of `account` in `region` (the stack's own where not given)."""
+    return stack.format_arn(
+        service="events", resource="event-bus", resource_name="default", account=account, region=region
+    )
+
+
 def admit_events_from(scope: IConstruct, construct_id: str, *, account: str, statement_id: str) -> CfnResource:
     """A statement on the default event bus of `scope`'s account and region that lets `account` put events on it.
 
@@ -40,7 +47,7 @@ def admit_events_from(scope: IConstruct, construct_id: str, *, account: str, sta
                 "Effect": "Allow",
                 "Principal": {"AWS": f"arn:{stack.partition}:iam::{account}:root"},
                 "Action": "events:PutEvents",
-                "Resource": stack.format_arn(service="events", resource="event-bus", resource_name="default"),
+                "Resource": default_event_bus_arn(stack),
             },
         },
     )

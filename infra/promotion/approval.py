@@ -18,7 +18,7 @@ from constructs import Construct
 
 from infra.config import DeliveryConfig, StageConfig
 from infra.promotion import APPROVAL_EVENT_DETAIL_TYPE, APPROVAL_EVENT_SOURCE, approval_event_pattern
-from infra.security import admit_events_from
+from infra.security import admit_events_from, default_event_bus_arn
 
 
 def approvals_are_forwarded(staging: StageConfig, delivery: DeliveryConfig) -> bool:
@@ -92,13 +92,7 @@ class ApprovalForwardingStack(Stack):
             description=f"Forwards approvals of {model_package_group_name} versions to the delivery pipeline's bus",
             **kwargs,
         )
-        bus_arn = self.format_arn(
-            service="events",
-            resource="event-bus",
-            resource_name="default",
-            account=pipeline_account,
-            region=pipeline_region,
-        )
+        bus_arn = default_event_bus_arn(self, pipeline_account, pipeline_region)
         self.rule = events.Rule(
             self,
             "ForwardApprovals",

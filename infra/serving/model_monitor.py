@@ -36,7 +36,7 @@ from infra.foundation.image_repository import IMAGE_PULL_ACTIONS
 from infra.framework_images import MODEL_MONITOR_REPOSITORY, model_monitor_registries, monitoring_regions
 from infra.instance_types import supports_volume_kms_key
 from infra.layout import BASELINE_OBJECTS, ArtifactPrefix
-from infra.security import allow
+from infra.security import allow, default_event_bus_arn
 from infra.serving.role import OBJECT_KEYS_REASON, ServingRole, grant_key_to_sagemaker_resources
 from infra.serving.source import ServedModelSource
 from pipelines.spec import ParameterName, drift_trigger
@@ -77,15 +77,6 @@ class RetrainTarget:
     @classmethod
     def of(cls, source: ServedModelSource, forwarded: bool) -> RetrainTarget:
         return cls(naming.pipeline_name_of(source.resource_prefix), source.account, source.region, forwarded)
-
-    def event_bus_arn(self, stack: Stack) -> str:
-        return stack.format_arn(
-            service="events",
-            resource="event-bus",
-            resource_name="default",
-            account=self.account,
-            region=self.region,
-        )
 
     def pipeline_arn(self, stack: Stack) -> str:
         return stack.format_arn(
@@ -238,7 +229,7 @@ class DriftMonitoring(Construct):
             description=f"{endpoint_name}: lets drift beyond {threshold} start {retrain.pipeline_name}",
         )
         if retrain.forwarded:
-            bus_arn = retrain.event_bus_arn(stack)
+            bus_arn = default_event_bus_arn(stack, retrain.account, retrain.region)
             allow(starter, "ForwardToTheTrainingAccount", ["events:PutEvents"], [bus_arn])
             target = events.CfnRule.TargetProperty(id="TrainingAccount", arn=bus_arn, role_arn=starter.role_arn)
             description = f"Forwards {self.retrain_alarm_name}'s ALARM to the account of {retrain.pipeline_name}"
